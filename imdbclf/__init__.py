@@ -1,0 +1,7 @@
+"""Shared code of the IMDB sentiment pipeline: params, data, model families, training, tracking."""
+
+import os
+
+# tensorflow_hub.KerasLayer needs tf-keras (Keras 2); it must be chosen before TensorFlow is imported.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

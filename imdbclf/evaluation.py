@@ -1,0 +1,49 @@
+"""Test metrics, plot data and example scoring for one trained model."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+
+from imdbclf.families import Family
+
+
+def classification_metrics(labels: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict:
+    predicted = (proba >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
+    return {
+        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "loss": float(skm.log_loss(labels, np.clip(proba, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
+        "roc_auc": float(skm.roc_auc_score(labels, proba)) if len(set(labels)) == 2 else float("nan"),
+        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+
+
+def timed_predict(family: Family, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, float]:
+    """Probabilities and inference throughput in reviews/second (after one warm-up batch)."""
+    family.predict_proba(texts[:batch_size], batch_size)
+    started = time.perf_counter()
+    proba = family.predict_proba(texts, batch_size)
+    return proba, len(texts) / max(time.perf_counter() - started, 1e-9)
+
+
+def roc_points(labels: np.ndarray, proba: np.ndarray, max_points: int = 200) -> list[dict]:
+    fpr, tpr, thresholds = skm.roc_curve(labels, proba)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(max_points, len(fpr))).round().astype(int))
+    return [{"fpr": float(fpr[i]), "tpr": float(tpr[i]), "threshold": float(min(thresholds[i], 1.0))} for i in keep]
+
+
+def summarize_seeds(per_seed: list[dict], keys: Sequence[str]) -> dict:
+    """Mean and (population) standard deviation of each metric over seeds."""
+    out = {}
+    for key in keys:
+        values = np.array([m[key] for m in per_seed], dtype=float)
+        out[key] = float(values.mean())
+        out[f"{key}_std"] = float(values.std())
+    return out

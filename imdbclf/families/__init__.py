@@ -1,0 +1,128 @@
+"""Model families behind one interface; the stages never ask which family they hold.
+
+A family turns reviews into P(positive). It is configured by its `model:` section in params.yaml
+(validated by `Config`), tuned over hyperparameters validated by `Hyperparameters`, and saved to /
+loaded from a directory that also records which family it is.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from imdbclf.data import Split
+from imdbclf.errors import UserError
+
+__all__ = ["Split", "Family", "FitOptions", "create", "load", "hyperparameters"]
+
+# family name -> "module:Class"; imported lazily so the TF-free baseline does not load TensorFlow.
+REGISTRY = {
+    "lstm": "imdbclf.families.lstm:BiLSTM",
+    "tfidf_logreg": "imdbclf.families.tfidf_logreg:TfidfLogReg",
+}
+FAMILY_FILE = "family.json"
+
+EpochLogger = Callable[[int, dict], None]
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    epochs: int
+    seed: int = 0
+    patience: int | None = None  # early stopping on validation accuracy, restoring the best epoch
+    checkpoint_dir: Path | None = None  # a checkpoint per epoch
+    on_epoch_end: EpochLogger | None = None
+    verbose: int = 2
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Family(ABC):
+    """What every model family provides to the stages."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Strict]]
+    Hyperparameters: ClassVar[type[Strict]]
+
+    def __init__(self, config: Strict):
+        self.config = config
+
+    @abstractmethod
+    def fit(self, train: Split, val: Split, hp: Strict, options: FitOptions) -> dict[str, list[float]]:
+        """Train a fresh model; return per-epoch history (loss, accuracy, val_loss, val_accuracy)."""
+
+    @abstractmethod
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """P(positive) for each review."""
+
+    @abstractmethod
+    def trainable_params(self) -> int: ...
+
+    @abstractmethod
+    def _save(self, path: Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def _load(cls, path: Path, config: Strict) -> Family: ...
+
+    def save(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"family": self.name, "config": self.config.model_dump()}
+        (path / FAMILY_FILE).write_text(json.dumps(meta, indent=2))
+        self._save(path)
+
+
+def family_class(name: str) -> type[Family]:
+    if name not in REGISTRY:
+        raise UserError(f"unknown model family '{name}' (known: {', '.join(sorted(REGISTRY))})")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _validate(model: type[Strict], values: dict[str, Any], where: str) -> Strict:
+    from imdbclf.params import format_validation_error
+
+    try:
+        return model.model_validate(values)
+    except ValidationError as err:
+        raise UserError(format_validation_error(err, where)) from None
+
+
+def create(model_name: str, section) -> Family:
+    """A fresh, untrained family for the params section of `model_name`."""
+    cls = family_class(section.family)
+    return cls(_validate(cls.Config, section.model, f"{model_name}.model"))
+
+
+def hyperparameters(model_name: str, section, values: dict[str, Any]) -> Strict:
+    cls = family_class(section.family)
+    return _validate(cls.Hyperparameters, values, f"{model_name}.tune.grid")
+
+
+def validate_section(model_name: str, section) -> None:
+    """Fail at load time, naming the key, on a bad family, model setting or grid value."""
+    cls = family_class(section.family)
+    _validate(cls.Config, section.model, f"{model_name}.model")
+    first = {key: values[0] for key, values in section.tune.grid.items()}
+    for key, values in section.tune.grid.items():
+        for value in values:
+            hyperparameters(model_name, section, {**first, key: value})
+
+
+def load(path: Path) -> Family:
+    meta_file = Path(path) / FAMILY_FILE
+    if not meta_file.exists():
+        raise UserError(f"{path}: not a saved model directory (no {FAMILY_FILE})")
+    meta = json.loads(meta_file.read_text())
+    cls = family_class(meta["family"])
+    return cls._load(Path(path), cls.Config.model_validate(meta["config"]))

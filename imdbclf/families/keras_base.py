@@ -1,0 +1,166 @@
+"""What the Keras families share: cached features, the fit loop, saving and reloading.
+
+A Keras family is an *encoder* (raw review strings → features, e.g. token ids) and a *core*
+(features → one logit). The encoder runs once per split and its output is reused by every trial
+and epoch; the saved model is encoder + core + sigmoid, so it takes raw strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from pydantic import Field
+
+from imdbclf.families import Family, FitOptions, Split, Strict
+from imdbclf.training import OPTIMIZERS, EpochCallback, OptimizerSettings, make_optimizer
+
+SAVED_MODEL = "saved_model"
+
+
+class KerasHyperparameters(Strict):
+    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
+    batch_size: int = Field(32, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
+
+
+class KerasConfig(Strict):
+    optimizer: OptimizerSettings = OptimizerSettings()
+    jit_compile: bool = False
+    # auto: mixed bfloat16/float16 on a GPU, float32 on a CPU; logits and loss stay float32.
+    mixed_precision: Literal["auto", "off", "mixed_float16", "mixed_bfloat16"] = "auto"
+
+
+def precision_policy(setting: str) -> str:
+    if setting == "off":
+        return "float32"
+    if setting == "auto":
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return "float32"
+        major = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))[0]
+        return "mixed_bfloat16" if major >= 8 else "mixed_float16"
+    return setting
+
+
+def distribution_strategy() -> tf.distribute.Strategy:
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _fingerprint(texts: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+class KerasFamily(Family):
+    config: KerasConfig
+    Hyperparameters = KerasHyperparameters
+
+    def __init__(self, config: KerasConfig):
+        super().__init__(config)
+        self.encoder: keras.layers.Layer | None = None
+        self.core: keras.Model | None = None
+        self.model: keras.Model | None = None  # strings → P(positive)
+        self._features: dict[str, object] = {}
+
+    # -- what a subclass provides
+    def make_encoder(self, train_texts: np.ndarray) -> keras.layers.Layer:
+        """Strings → features; may learn from the training texts (e.g. a vocabulary)."""
+        raise NotImplementedError
+
+    def build_core(self, feature_spec) -> keras.Model:
+        """Features → one float32 logit."""
+        raise NotImplementedError
+
+    # -- shared machinery
+    def features(self, split: Split):
+        """Encode a split once; every later trial and epoch reuses the result."""
+        key = _fingerprint(split.texts)
+        if key not in self._features:
+            outputs = []
+            for start in range(0, len(split), 1024):
+                batch = tf.constant(list(split.texts[start : start + 1024]))
+                outputs.append(self.encoder(batch))
+            self._features[key] = tf.nest.map_structure(lambda *parts: tf.concat(parts, 0).numpy(), *outputs)
+        return self._features[key]
+
+    def _dataset(self, split: Split, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
+        ds = tf.data.Dataset.from_tensor_slices((self.features(split), split.labels.astype("float32")))
+        if shuffle_seed is not None:
+            ds = ds.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def fit(self, train: Split, val: Split, hp: KerasHyperparameters, options: FitOptions) -> dict[str, list[float]]:
+        keras.utils.set_random_seed(options.seed)
+        keras.mixed_precision.set_global_policy(precision_policy(self.config.mixed_precision))
+        if self.encoder is None:
+            self.encoder = self.make_encoder(train.texts)
+        train_ds = self._dataset(train, hp.batch_size, options.seed)
+        val_ds = self._dataset(val, hp.batch_size, None)
+        steps = int(np.ceil(len(train) / hp.batch_size)) * options.epochs
+        with distribution_strategy().scope():
+            self.core = self.build_core(train_ds.element_spec[0])
+            self.core.compile(
+                optimizer=make_optimizer(hp.optimizer, hp.learning_rate, steps, self.config.optimizer),
+                loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],
+                jit_compile=self.config.jit_compile,
+            )
+        callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+        if options.on_epoch_end:
+            callbacks.append(EpochCallback(options.on_epoch_end, len(train)))
+        if options.checkpoint_dir:
+            options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            pattern = str(options.checkpoint_dir / "epoch-{epoch:03d}.weights.h5")
+            callbacks.append(keras.callbacks.ModelCheckpoint(pattern, save_weights_only=True))
+        if options.patience is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_accuracy", mode="max", patience=options.patience, restore_best_weights=True
+                )
+            )
+        history = self.core.fit(
+            train_ds, validation_data=val_ds, epochs=options.epochs, callbacks=callbacks, verbose=options.verbose
+        )
+        keras.mixed_precision.set_global_policy("float32")
+        self.model = self._inference_model()
+        return {k: [float(v) for v in vs] for k, vs in history.history.items() if k != "lr"}
+
+    def _inference_model(self) -> keras.Model:
+        texts = keras.Input(shape=(), dtype=tf.string, name="text")
+        logit = self.core(self.encoder(texts))
+        prob = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
+        return keras.Model(texts, prob)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        texts = tf.constant([str(t) for t in texts])
+        probs = self.model.predict(texts, batch_size=batch_size, verbose=0)
+        return np.asarray(probs, dtype=np.float64).reshape(-1)
+
+    def trainable_params(self) -> int:
+        return int(sum(np.prod(w.shape) for w in self.core.trainable_weights))
+
+    def _save(self, path: Path) -> None:
+        self.model.save(path / SAVED_MODEL, save_format="tf", include_optimizer=False)
+        (path / "trainable_params.txt").write_text(str(self.trainable_params()))
+
+    @classmethod
+    def _load(cls, path: Path, config: KerasConfig) -> KerasFamily:
+        family = cls(config)
+        family.model = keras.models.load_model(path / SAVED_MODEL, compile=False, custom_objects=cls.custom_objects())
+        family._params = int((path / "trainable_params.txt").read_text())
+        return family
+
+    @classmethod
+    def custom_objects(cls) -> dict:
+        return {}

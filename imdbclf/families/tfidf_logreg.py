@@ -1,0 +1,79 @@
+"""The baseline every neural model must beat: TF-IDF word n-grams + logistic regression."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import joblib
+import numpy as np
+from pydantic import Field
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.pipeline import Pipeline
+
+from imdbclf.families import Family, FitOptions, Split, Strict
+
+PIPELINE_FILE = "pipeline.joblib"
+
+
+class TfidfConfig(Strict):
+    max_features: int | None = Field(None, gt=0)
+    sublinear_tf: bool = True
+    max_iter: int = Field(1000, gt=0)
+
+
+class TfidfHyperparameters(Strict):
+    C: float = Field(1.0, gt=0)
+    ngram_max: int = Field(2, ge=1, le=3)
+    min_df: int = Field(2, ge=1)
+
+
+def _strip_markup(text: str) -> str:
+    return text.replace("<br />", " ").lower()
+
+
+class TfidfLogReg(Family):
+    name = "tfidf_logreg"
+    Config = TfidfConfig
+    Hyperparameters = TfidfHyperparameters
+    config: TfidfConfig
+
+    def __init__(self, config: TfidfConfig):
+        super().__init__(config)
+        self.pipeline: Pipeline | None = None
+
+    def fit(self, train: Split, val: Split, hp: TfidfHyperparameters, options: FitOptions) -> dict[str, list[float]]:
+        self.pipeline = Pipeline([
+            ("tfidf", TfidfVectorizer(
+                preprocessor=_strip_markup, ngram_range=(1, hp.ngram_max), min_df=hp.min_df,
+                max_features=self.config.max_features, sublinear_tf=self.config.sublinear_tf,
+            )),
+            ("logreg", LogisticRegression(C=hp.C, max_iter=self.config.max_iter, random_state=options.seed)),
+        ])
+        self.pipeline.fit(list(train.texts), train.labels)
+        history = {}
+        for prefix, split in (("", train), ("val_", val)):
+            proba = self.predict_proba(split.texts)
+            history[f"{prefix}loss"] = [float(log_loss(split.labels, proba, labels=[0, 1]))]
+            history[f"{prefix}accuracy"] = [float(accuracy_score(split.labels, proba >= 0.5))]
+        if options.on_epoch_end:
+            options.on_epoch_end(1, {k: v[0] for k, v in history.items()})
+        return history
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        return self.pipeline.predict_proba([str(t) for t in texts])[:, 1]
+
+    def trainable_params(self) -> int:
+        logreg = self.pipeline.named_steps["logreg"]
+        return int(logreg.coef_.size + logreg.intercept_.size)
+
+    def _save(self, path: Path) -> None:
+        joblib.dump(self.pipeline, path / PIPELINE_FILE)
+
+    @classmethod
+    def _load(cls, path: Path, config: TfidfConfig) -> TfidfLogReg:
+        family = cls(config)
+        family.pipeline = joblib.load(path / PIPELINE_FILE)
+        return family

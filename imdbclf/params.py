@@ -1,0 +1,160 @@
+"""Load and validate params.yaml: the one place that knows its keys.
+
+Every section is a pydantic model with `extra="forbid"`, so a misspelt key is an error that names
+it instead of a silently ignored setting. Family-specific sections (`<model>.model` and the tuning
+grid) are validated by the family itself, see `imdbclf.families`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from imdbclf.errors import UserError
+
+PARAMS_FILE = "params.yaml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    source: str
+    sha256: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+
+
+class SplitParams(Section):
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 42
+    # Stratified subsamples, for quick runs on small machines; null keeps the whole split.
+    max_train: int | None = Field(None, gt=0)
+    max_val: int | None = Field(None, gt=0)
+    max_test: int | None = Field(None, gt=0)
+
+
+class TrackingParams(Section):
+    experiment: str = "imdb-sentiment"
+    # null: the embedded store sqlite:///<root>/mlflow.db; MLFLOW_TRACKING_URI overrides both.
+    uri: str | None = None
+    registered_model_prefix: str = "imdb-"
+
+
+class TuneParams(Section):
+    strategy: Literal["ofat", "grid"] = "ofat"
+    epochs: int = Field(gt=0)
+    # Trials may train on a stratified subsample of the training split (null: all of it).
+    max_train: int | None = Field(None, gt=0)
+    seed: int = 0
+    grid: dict[str, list[Any]]
+
+    @model_validator(mode="after")
+    def _grid_not_empty(self) -> TuneParams:
+        if not self.grid:
+            raise ValueError("grid is empty")
+        for key, values in self.grid.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"grid.{key} must be a non-empty list")
+        return self
+
+
+class RetrainParams(Section):
+    epochs: int = Field(gt=0)
+    patience: int = Field(3, ge=0)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+
+class ModelParams(Section):
+    """One entry of `models:`: which family it is, its settings, how to tune and retrain it."""
+
+    family: str
+    model: dict[str, Any] = Field(default_factory=dict)
+    tune: TuneParams
+    retrain: RetrainParams
+
+
+class EvaluateParams(Section):
+    batch_size: int = Field(256, gt=0)
+    examples: list[str] = Field(default_factory=list)
+
+
+class ReportParams(Section):
+    bootstrap_samples: int = Field(2000, gt=0)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    seed: int = 0
+    worst_examples: int = Field(10, ge=0)
+
+
+class Params(Section):
+    data: DataParams
+    split: SplitParams = SplitParams()
+    models: list[str] = Field(min_length=1)
+    tracking: TrackingParams = TrackingParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    report: ReportParams = ReportParams()
+    model_sections: dict[str, ModelParams] = Field(default_factory=dict)
+
+    def model(self, name: str) -> ModelParams:
+        if name not in self.model_sections:
+            raise UserError(f"{PARAMS_FILE}: model '{name}' has no section (known: {sorted(self.model_sections)})")
+        return self.model_sections[name]
+
+
+_TOP_LEVEL = set(Params.model_fields) - {"model_sections"}
+
+
+def _format_error(err: ValidationError, prefix: str = "") -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
+    if first["type"] == "extra_forbidden":
+        return f"{PARAMS_FILE}: unknown key '{loc}'"
+    if first["type"] == "missing":
+        return f"{PARAMS_FILE}: missing key '{loc}'"
+    return f"{PARAMS_FILE}: {loc}: {first['msg']} (got {first.get('input')!r})"
+
+
+def parse(raw: dict[str, Any]) -> Params:
+    """Validate a params dict; a top-level mapping with a `family` key is a model section."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{PARAMS_FILE}: expected a mapping at the top level")
+    top = {k: v for k, v in raw.items() if k in _TOP_LEVEL}
+    sections = {k: v for k, v in raw.items() if k not in _TOP_LEVEL}
+    for key, value in sections.items():
+        if not (isinstance(value, dict) and "family" in value):
+            raise UserError(f"{PARAMS_FILE}: unknown key '{key}'")
+    try:
+        params = Params.model_validate(top)
+        models = {}
+        for name, section in sections.items():
+            try:
+                models[name] = ModelParams.model_validate(section)
+            except ValidationError as err:
+                raise UserError(_format_error(err, name)) from None
+    except ValidationError as err:
+        raise UserError(_format_error(err)) from None
+    params = params.model_copy(update={"model_sections": models})
+    for name in params.models:
+        section = params.model(name)
+        from imdbclf.families import validate_section  # families import params: import late
+
+        validate_section(name, section)
+    return params
+
+
+def load(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: not found (run from the repository root)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+    return parse(raw or {})
+
+
+def format_validation_error(err: ValidationError, prefix: str) -> str:
+    return _format_error(err, prefix)

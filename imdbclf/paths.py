@@ -1,0 +1,92 @@
+"""Where each stage reads and writes: the one place that knows the output layout (dvc.yaml mirrors it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from imdbclf.errors import UserError
+from imdbclf.families import Split
+
+RAW = Path("data/raw")
+PREPARED = Path("data/prepared")
+DATA_METRICS = Path("metrics/data.json")
+
+
+def prepared(split: str) -> Path:
+    return PREPARED / f"{split}.parquet"
+
+
+def tune_metrics(model: str) -> Path:
+    return Path("metrics/tune") / f"{model}.json"
+
+
+def study(model: str) -> Path:
+    return Path("models/studies") / f"{model}.db"
+
+
+def model_dir(model: str) -> Path:
+    return Path("models") / model
+
+
+def seed_dir(model: str, seed: int) -> Path:
+    return model_dir(model) / f"seed_{seed}"
+
+
+def checkpoints(model: str, seed: int) -> Path:
+    return Path("checkpoints") / model / f"seed_{seed}"
+
+
+def history(model: str) -> Path:
+    return Path("metrics/history") / f"{model}.csv"
+
+
+def retrain_metrics(model: str) -> Path:
+    return Path("metrics/retrain") / f"{model}.json"
+
+
+def eval_metrics(model: str) -> Path:
+    return Path("metrics/eval") / f"{model}.json"
+
+
+def eval_dir(model: str) -> Path:
+    return Path("metrics/eval") / model
+
+
+REPORT_MD = Path("reports/report.md")
+REPORT_JSON = Path("metrics/report.json")
+REPORT_FIGURES = Path("reports/figures")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write atomically: readers (and DVC) never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(f.name, path)
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    if not path.exists():
+        raise UserError(f"{path}: not found (run the stage that writes it first: dvc repro)")
+    return json.loads(path.read_text())
+
+
+def load_split(name: str) -> Split:
+    path = prepared(name)
+    if not path.exists():
+        raise UserError(f"{path}: not found (run the split stage first: dvc repro split)")
+    return Split.from_frame(name, pd.read_parquet(path))

@@ -1,0 +1,65 @@
+"""retrain@<model>: train the tuned best config once per seed, with early stopping on validation.
+
+Saves models/<model>/seed_<s>/ (reloads in a fresh process), per-epoch history for `dvc plots`,
+and logs the first seed's model to MLflow as a pyfunc registered as `<prefix><model>`.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from imdbclf import families, params, paths, serving, tracking, tuning
+from imdbclf.errors import exit_on_user_error
+
+
+@exit_on_user_error
+def main(model: str) -> None:
+    p = params.load()
+    section = p.model(model)
+    best = paths.read_json(paths.tune_metrics(model))["best"]
+    hp = families.hyperparameters(model, section, best["config"])
+    train, val = paths.load_split("train"), paths.load_split("val")
+    logged = {"model": model, "family": section.family, "retrain": section.retrain.model_dump(),
+              "model_config": section.model, "best": best["config"]}
+    with tracking.stage_run(p, f"retrain@{model}", logged):
+        runs = []
+        for seed in section.retrain.seeds:
+            family = families.create(model, section)
+            paths.checkpoints(model, seed).mkdir(parents=True, exist_ok=True)
+            with tracking.child_run(f"{model}-seed-{seed}", {"seed": str(seed)}):
+                print(f"retrain@{model}: seed {seed} {best['config']}")
+                started = time.perf_counter()
+                history = family.fit(train, val, hp, families.FitOptions(
+                    epochs=section.retrain.epochs, seed=seed, patience=section.retrain.patience,
+                    checkpoint_dir=paths.checkpoints(model, seed), on_epoch_end=tracking.log_metrics_at_step))
+                seconds = time.perf_counter() - started
+                family.save(paths.seed_dir(model, seed))
+                epoch = tuning.best_epoch(history)
+                run = {"seed": seed, "best_epoch": epoch + 1, "epochs_run": len(history["val_accuracy"]),
+                       "val_accuracy": history["val_accuracy"][epoch], "val_loss": history["val_loss"][epoch],
+                       "train_seconds": seconds, "trainable_params": family.trainable_params()}
+                tracking.log_metrics(run)
+            runs.append(run)
+            if len(runs) == 1:
+                frame = pd.DataFrame(history)
+                frame.insert(0, "epoch", range(1, len(frame) + 1))
+                paths.history(model).parent.mkdir(parents=True, exist_ok=True)
+                frame.to_csv(paths.history(model), index=False)
+                tracking.log_artifact(paths.history(model))
+                serving.log_model(paths.seed_dir(model, seed), p.tracking.registered_model_prefix + model,
+                                  Path("requirements.txt"))
+        summary = {"config": best["config"], "seeds": runs,
+                   "val_accuracy": sum(r["val_accuracy"] for r in runs) / len(runs),
+                   "train_seconds": sum(r["train_seconds"] for r in runs) / len(runs),
+                   "trainable_params": runs[0]["trainable_params"]}
+        paths.write_json(paths.retrain_metrics(model), summary)
+        tracking.log_metrics({k: v for k, v in summary.items() if k in ("val_accuracy", "train_seconds")})
+        print(f"retrain@{model}: val_accuracy {summary['val_accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", help="a name from `models:` in params.yaml")
+    main(parser.parse_args().model)

@@ -1,0 +1,31 @@
+"""split: stratified train/validation split of the training reviews; test untouched → parquet."""
+
+from imdbclf import data, params, paths, tracking
+from imdbclf.errors import exit_on_user_error
+
+
+@exit_on_user_error
+def main() -> None:
+    p = params.load()
+    s = p.split
+    with tracking.stage_run(p, "split", {"split": s.model_dump()}):
+        train, val = data.split_train_val(data.read_reviews(paths.RAW, "train"), s.val_fraction, s.seed)
+        splits = {
+            "train": data.stratified_sample(train, s.max_train, s.seed),
+            "val": data.stratified_sample(val, s.max_val, s.seed),
+            "test": data.stratified_sample(data.read_reviews(paths.RAW, "test"), s.max_test, s.seed),
+        }
+        paths.PREPARED.mkdir(parents=True, exist_ok=True)
+        for name, frame in splits.items():
+            paths.write_parquet(frame, paths.prepared(name))
+        stats = data.split_stats(splits)
+        paths.write_json(paths.DATA_METRICS, stats)
+        tracking.log_metrics({f"{name}_count": v["count"] for name, v in stats["splits"].items()})
+        tracking.log_metrics({f"duplicates_within_{k}": v for k, v in stats["duplicates"]["within"].items()})
+        tracking.log_metrics({f"duplicates_across_{k}": v for k, v in stats["duplicates"]["across"].items()})
+        tracking.log_dict(stats, "data.json")
+        print("split: " + ", ".join(f"{k} {v['count']}" for k, v in stats["splits"].items()))
+
+
+if __name__ == "__main__":
+    main()

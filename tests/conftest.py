@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_params(source: str) -> dict:
+    """The repo's params.yaml, shrunk to seconds: tiny models, two trials, two epochs."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = copy.deepcopy(params)
+    params["data"]["source"] = source
+    params["models"] = ["tfidf_logreg", "lstm"]
+    params["tfidf_logreg"]["tune"]["grid"] = {"C": [1.0, 4.0], "ngram_max": [1], "min_df": [1]}
+    lstm = params["lstm"]
+    lstm["model"].update(vocab_size=200, seq_len=32, embed_dim=8, lstm_units=4)
+    lstm["tune"].update(epochs=2, grid={"optimizer": ["adam", "rmsprop"], "batch_size": [16], "learning_rate": [0.01]})
+    lstm["retrain"].update(epochs=2, patience=1)
+    return params
+
+
+@pytest.fixture
+def params_dict(tmp_path) -> dict:
+    return tiny_params(str(tmp_path / "imdb.tar.gz"))

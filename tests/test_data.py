@@ -1,0 +1,111 @@
+import io
+import tarfile
+
+import pandas as pd
+import pytest
+
+from imdbclf import data
+from imdbclf.errors import UserError
+from tests.tiny_imdb import write_archive, write_tree
+
+
+def test_fetch_archive_keeps_labelled_reviews_only(tmp_path):
+    archive = write_archive(tmp_path / "a.tar.gz", 5, extra={"aclImdb/train/unsup/0_0.txt": b"no label"})
+    out = tmp_path / "raw"
+    assert data.fetch(str(archive), out) == 20
+    assert sorted(p.name for p in out.iterdir()) == ["test", "train"]
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["neg", "pos"]
+    assert len(list((out / "test" / "pos").glob("*.txt"))) == 5
+
+
+def test_fetch_directory_and_checksum(tmp_path):
+    tree = write_tree(tmp_path / "src", 3)
+    assert data.fetch(str(tree), tmp_path / "raw") == 12
+    archive = write_archive(tmp_path / "a.tar.gz", 3)
+    digest = data.sha256_of(archive)
+    assert data.fetch(str(archive), tmp_path / "raw2", sha256=digest) == 12
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for info, payload in members:
+            tar.addfile(info, io.BytesIO(payload) if payload is not None else None)
+    return path
+
+
+def _file(name, payload=b"text"):
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    return info, payload
+
+
+def _link(name, target):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.SYMTYPE
+    info.linkname = target
+    return info, None
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(b"plain text, not gzip"), "not a readable gzip tar"),
+        (lambda p: _tar(p, [_file("../evil.txt")]), "unsafe path"),
+        (lambda p: _tar(p, [_file("/etc/evil.txt")]), "unsafe path"),
+        (lambda p: _tar(p, [_link("aclImdb/train/pos/1_9.txt", "/etc/passwd")]), "links are not allowed"),
+        (lambda p: _tar(p, [_file("aclImdb/train/pos/1_9.txt")]), "wrong layout"),
+        (lambda p: _tar(p, [_file(f"aclImdb/{s}/{c}/1_9.txt") for s in ("train", "test") for c in ("pos", "neg")
+                            if (s, c) != ("test", "neg")] + [(_dir("aclImdb/test/neg"))]), "empty class folder"),
+        (lambda p: write_archive(p, 2, extra={"aclImdb/train/pos/99_9.txt": b"\xff\xfe bad"}), "not UTF-8"),
+    ],
+)
+def test_bad_archives_fail_cleanly(tmp_path, make, message):
+    archive = tmp_path / "bad.tar.gz"
+    make(archive)
+    out = tmp_path / "raw"
+    with pytest.raises(UserError, match=message):
+        data.fetch(str(archive), out)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.tar.gz"]  # no temp leftovers
+
+
+def _dir(name):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info, None
+
+
+def test_checksum_mismatch_and_missing_source(tmp_path):
+    archive = write_archive(tmp_path / "a.tar.gz", 2)
+    with pytest.raises(UserError, match="sha256 mismatch"):
+        data.fetch(str(archive), tmp_path / "raw", sha256="0" * 64)
+    with pytest.raises(UserError, match="no such file"):
+        data.fetch(str(tmp_path / "missing.tar.gz"), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_unreachable_url_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="cannot download http://127.0.0.1:9/aclImdb_v1.tar.gz"):
+        data.fetch("http://127.0.0.1:9/aclImdb_v1.tar.gz", tmp_path / "raw", timeout_s=2)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_split_is_stratified_and_reports_duplicates(tmp_path):
+    write_tree(tmp_path / "src", 20)
+    data.fetch(str(tmp_path / "src"), tmp_path / "raw")
+    train = data.read_reviews(tmp_path / "raw", "train")
+    test = data.read_reviews(tmp_path / "raw", "test")
+    fit, val = data.split_train_val(train, 0.25, seed=1)
+    assert len(fit) == 30 and len(val) == 10
+    assert fit["label"].sum() == 15 and val["label"].sum() == 5
+    assert not set(fit["id"]) & set(val["id"])
+    test = pd.concat([test, fit.iloc[:2]], ignore_index=True)  # two train reviews leak into test
+    stats = data.split_stats({"train": fit, "val": val, "test": test})
+    assert stats["duplicates"]["across"]["train-test"] >= 2
+    assert stats["splits"]["val"]["positive_fraction"] == 0.5
+
+
+def test_stratified_subsample_keeps_balance():
+    labels = pd.Series([0] * 50 + [1] * 50).to_numpy()
+    keep = data.stratified_indices(labels, 10, seed=0)
+    assert len(keep) == 10 and labels[keep].sum() == 5

@@ -1,0 +1,43 @@
+import pytest
+
+from imdbclf import params
+from imdbclf.errors import UserError
+
+
+def test_repo_params_are_valid():
+    p = params.load(params.Path(__file__).resolve().parents[1] / "params.yaml")
+    assert p.models and all(p.model(m).family for m in p.models)
+    assert p.model("lstm").tune.grid["optimizer"] == ["sgd", "rmsprop", "adam", "adamw"]
+
+
+def test_tiny_params_parse(params_dict):
+    p = params.parse(params_dict)
+    assert p.model("lstm").tune.epochs == 2
+    assert p.split.val_fraction == 0.2
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.update(bogus=1), "unknown key 'bogus'"),
+        (lambda d: d["data"].update(colour="red"), "unknown key 'data.colour'"),
+        (lambda d: d["lstm"]["model"].update(layers=3), "unknown key 'lstm.model.layers'"),
+        (lambda d: d["lstm"]["tune"]["grid"].update(learning_rate=[-0.1]), "lstm.tune.grid.learning_rate"),
+        (lambda d: d["lstm"]["tune"]["grid"].update(batch_size=[0]), "lstm.tune.grid.batch_size"),
+        (lambda d: d["lstm"]["tune"]["grid"].update(optimizer=["adamax"]), "adamax"),
+        (lambda d: d["lstm"].update(family="transformer"), "unknown model family 'transformer'"),
+        (lambda d: d.update(models=["lstm", "gpt"]), "model 'gpt' has no section"),
+        (lambda d: d["split"].update(val_fraction=1.5), "split.val_fraction"),
+        (lambda d: d["lstm"]["tune"].update(strategy="random"), "lstm.tune.strategy"),
+    ],
+)
+def test_bad_params_name_the_key(params_dict, mutate, message):
+    mutate(params_dict)
+    with pytest.raises(UserError, match=message.replace(".", r"\.").replace("'", "'")) as err:
+        params.parse(params_dict)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        params.load(tmp_path / "params.yaml")

@@ -1,0 +1,73 @@
+import pytest
+
+from imdbclf import tuning
+
+GRID = {"optimizer": ["sgd", "adam"], "batch_size": [16, 32], "learning_rate": [0.1, 0.01]}
+SCORES = {"adam": 0.2, "sgd": 0.0, 32: 0.1, 16: 0.0, 0.01: 0.3, 0.1: 0.0}
+
+
+class FakeTrainer:
+    """Scores a config from its parts; can be told to 'die' on a given call."""
+
+    def __init__(self, die_on: int | None = None):
+        self.calls: list[dict] = []
+        self.die_on = die_on
+
+    def __call__(self, number, config):
+        if self.die_on is not None and len(self.calls) == self.die_on:
+            raise KeyboardInterrupt  # killed mid-trial
+        self.calls.append(config)
+        accuracy = 0.5 + sum(SCORES[v] for v in config.values())
+        return accuracy, 1 - accuracy, 1.0, None, {"val_accuracy": [accuracy]}
+
+
+def test_ofat_tunes_one_factor_at_a_time(tmp_path):
+    study = tuning.open_study(tmp_path / "s.db", "m")
+    trainer = FakeTrainer()
+    results = tuning.Search(study, GRID, "k1", trainer).run("ofat")
+    # optimizer (2) → batch size with adam (1 new) → learning rate with adam/32 (1 new)
+    assert trainer.calls == [
+        {"optimizer": "sgd", "batch_size": 16, "learning_rate": 0.1},
+        {"optimizer": "adam", "batch_size": 16, "learning_rate": 0.1},
+        {"optimizer": "adam", "batch_size": 32, "learning_rate": 0.1},
+        {"optimizer": "adam", "batch_size": 32, "learning_rate": 0.01},
+    ]
+    assert tuning.best_of(results).config == {"optimizer": "adam", "batch_size": 32, "learning_rate": 0.01}
+
+
+def test_grid_runs_the_full_product(tmp_path):
+    study = tuning.open_study(tmp_path / "s.db", "m")
+    trainer = FakeTrainer()
+    results = tuning.Search(study, GRID, "k1", trainer).run("grid")
+    assert len(trainer.calls) == len(results) == 8
+
+
+def test_interrupted_search_resumes_without_retraining(tmp_path):
+    trainer = FakeTrainer(die_on=2)  # dies during the third trial
+    with pytest.raises(KeyboardInterrupt):
+        tuning.Search(tuning.open_study(tmp_path / "s.db", "m"), GRID, "k1", trainer).run("ofat")
+    assert len(trainer.calls) == 2
+    again = FakeTrainer()
+    results = tuning.Search(tuning.open_study(tmp_path / "s.db", "m"), GRID, "k1", again).run("ofat")
+    assert len(again.calls) == 2  # only the two trials that had not finished
+    assert [r.reused for r in results] == [True, True, False, False]
+
+
+def test_changed_dependencies_retrain(tmp_path):
+    tuning.Search(tuning.open_study(tmp_path / "s.db", "m"), GRID, "k1", FakeTrainer()).run("ofat")
+    changed = FakeTrainer()
+    tuning.Search(tuning.open_study(tmp_path / "s.db", "m"), GRID, "k2", changed).run("ofat")
+    assert len(changed.calls) == 4
+
+
+def test_reuse_key_depends_on_everything():
+    base = dict(data=["a", "b"], model={"seq_len": 8}, epochs=2, code="c")
+    assert tuning.reuse_key(**base) == tuning.reuse_key(**dict(base))
+    for change in ({"epochs": 3}, {"model": {"seq_len": 9}}, {"data": ["a", "x"]}, {"code": "d"}):
+        assert tuning.reuse_key(**{**base, **change}) != tuning.reuse_key(**base)
+
+
+def test_best_epoch_and_summary():
+    assert tuning.best_epoch({"val_accuracy": [0.5, 0.8, 0.8], "val_loss": [1, 0.4, 0.3]}) == 2
+    results = [tuning.TrialResult(0, {"a": 1}, 0.7, 0.5, 1.0), tuning.TrialResult(1, {"a": 2}, 0.9, 0.4, 1.0)]
+    assert tuning.summary("grid", results)["best"]["config"] == {"a": 2}
