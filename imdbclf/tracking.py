@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -53,9 +54,19 @@ def _with_retries(fn, attempts: int = 8):
     return None
 
 
+def _enable_wal(uri: str) -> None:
+    """WAL lets parallel queue workers read while one writes; the mode persists in the file."""
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path, timeout=60)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+
+
 def setup(params: Params) -> str:
     """Point MLflow at the store and make sure the experiment exists; return its id."""
     uri = tracking_uri(params)
+    if uri.startswith("sqlite:///"):
+        _with_retries(lambda: _enable_wal(uri))
     mlflow.set_tracking_uri(uri)
     os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "60")
     name = params.tracking.experiment
@@ -136,7 +147,10 @@ def log_reused_trial(model: str, result) -> None:
     tags = {"trial": str(result.number), "reused": "true", "reused_from_run": str(result.mlflow_run_id)}
     with child_run(f"{model}-trial-{result.number}", tags):
         log_params(result.config)
-        log_metrics({"val_accuracy": result.val_accuracy, "val_loss": result.val_loss, "seconds": result.seconds})
+        for step, values in enumerate(zip(*result.history.values()), start=1):
+            log_metrics(dict(zip(result.history, values)), step=step)
+        log_metrics({"best_val_accuracy": result.val_accuracy, "best_val_loss": result.val_loss,
+                     "seconds": result.seconds})
 
 
 @contextlib.contextmanager
@@ -178,3 +192,12 @@ def child_run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[mlfl
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:
     _with_retries(lambda: mlflow.log_artifact(str(path), artifact_path))
+
+
+def set_champion(registered_model: str, version: str | int, prefix: str, alias: str = "champion") -> None:
+    """Point the alias at this version; the other `<prefix>*` models lose it (one champion overall)."""
+    client = MlflowClient()
+    for model in client.search_registered_models(filter_string=f"name LIKE '{prefix}%'"):
+        if alias in (model.aliases or {}) and model.name != registered_model:
+            client.delete_registered_model_alias(model.name, alias)
+    client.set_registered_model_alias(registered_model, alias, str(version))

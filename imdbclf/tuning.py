@@ -65,13 +65,17 @@ def grid_configs(grid: dict[str, list]) -> list[dict[str, Any]]:
     return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
 
 
-def open_study(storage_file: Path, name: str) -> optuna.Study:
+def open_study(storage_file: Path, name: str, grid: dict[str, list]) -> optuna.Study:
+    """The study of this grid; Optuna fixes a parameter's choices per study, so each grid gets its own
+    study in the model's storage file (finished trials are still found across all of them)."""
     storage_file.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(logging.WARNING)
     storage = optuna.storages.RDBStorage(
         f"sqlite:///{storage_file.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}}
     )
-    return optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+    space = hashlib.sha256(json.dumps(grid, sort_keys=True).encode()).hexdigest()[:8]
+    return optuna.create_study(study_name=f"{name}-{space}", storage=storage, direction="maximize",
+                               load_if_exists=True)
 
 
 class Search:
@@ -82,10 +86,14 @@ class Search:
         self.results: dict[str, TrialResult] = {}
 
     def _finished(self, config: dict[str, Any]) -> optuna.trial.FrozenTrial | None:
+        """A completed trial of this config and key, in any study of the storage."""
         wanted = json.dumps(config, sort_keys=True)
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if trial.user_attrs.get("reuse_key") == self.key and trial.user_attrs.get("config") == wanted:
-                return trial
+        storage = self.study._storage
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                if trial.user_attrs.get("reuse_key") == self.key and trial.user_attrs.get("config") == wanted:
+                    return trial
         return None
 
     def evaluate(self, config: dict[str, Any]) -> TrialResult:

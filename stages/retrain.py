@@ -48,12 +48,13 @@ def main(model: str) -> None:
                 paths.history(model).parent.mkdir(parents=True, exist_ok=True)
                 frame.to_csv(paths.history(model), index=False)
                 tracking.log_artifact(paths.history(model))
-                serving.log_model(paths.seed_dir(model, seed), p.tracking.registered_model_prefix + model,
-                                  Path("requirements.txt"))
+                registered = p.tracking.registered_model_prefix + model
+                info = serving.log_model(paths.seed_dir(model, seed), registered, Path("requirements.txt"))
         summary = {"config": best["config"], "seeds": runs,
                    "val_accuracy": sum(r["val_accuracy"] for r in runs) / len(runs),
                    "train_seconds": sum(r["train_seconds"] for r in runs) / len(runs),
-                   "trainable_params": runs[0]["trainable_params"]}
+                   "trainable_params": runs[0]["trainable_params"],
+                   "registered_model": registered, "model_version": info.registered_model_version}
         paths.write_json(paths.retrain_metrics(model), summary)
         tracking.log_metrics({k: v for k, v in summary.items() if k in ("val_accuracy", "train_seconds")})
         print(f"retrain@{model}: val_accuracy {summary['val_accuracy']:.4f}")

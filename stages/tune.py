@@ -37,13 +37,14 @@ def main(model: str) -> None:
                 epochs=tune.epochs, seed=tune.seed, on_epoch_end=tracking.log_metrics_at_step))
             seconds = time.perf_counter() - started
             best = tuning.best_epoch(history)
-            tracking.log_metrics({"val_accuracy": history["val_accuracy"][best],
-                                  "val_loss": history["val_loss"][best], "best_epoch": best + 1, "seconds": seconds})
+            tracking.log_metrics({"best_val_accuracy": history["val_accuracy"][best],
+                                  "best_val_loss": history["val_loss"][best], "best_epoch": best + 1,
+                                  "seconds": seconds})
             return history["val_accuracy"][best], history["val_loss"][best], seconds, run.info.run_id, history
 
     logged = {"model": model, "family": section.family, "tune": tune.model_dump(), "model_config": section.model}
     with tracking.stage_run(p, f"tune@{model}", logged):
-        study = tuning.open_study(paths.study(model), model)
+        study = tuning.open_study(paths.study(model), model, tune.grid)
         search = tuning.Search(study, tune.grid, key, train_trial)
         results = search.run(tune.strategy)
         for result in results:

@@ -22,7 +22,7 @@ class FakeTrainer:
 
 
 def test_ofat_tunes_one_factor_at_a_time(tmp_path):
-    study = tuning.open_study(tmp_path / "s.db", "m")
+    study = tuning.open_study(tmp_path / "s.db", "m", GRID)
     trainer = FakeTrainer()
     results = tuning.Search(study, GRID, "k1", trainer).run("ofat")
     # optimizer (2) → batch size with adam (1 new) → learning rate with adam/32 (1 new)
@@ -36,7 +36,7 @@ def test_ofat_tunes_one_factor_at_a_time(tmp_path):
 
 
 def test_grid_runs_the_full_product(tmp_path):
-    study = tuning.open_study(tmp_path / "s.db", "m")
+    study = tuning.open_study(tmp_path / "s.db", "m", GRID)
     trainer = FakeTrainer()
     results = tuning.Search(study, GRID, "k1", trainer).run("grid")
     assert len(trainer.calls) == len(results) == 8
@@ -45,18 +45,18 @@ def test_grid_runs_the_full_product(tmp_path):
 def test_interrupted_search_resumes_without_retraining(tmp_path):
     trainer = FakeTrainer(die_on=2)  # dies during the third trial
     with pytest.raises(KeyboardInterrupt):
-        tuning.Search(tuning.open_study(tmp_path / "s.db", "m"), GRID, "k1", trainer).run("ofat")
+        tuning.Search(tuning.open_study(tmp_path / "s.db", "m", GRID), GRID, "k1", trainer).run("ofat")
     assert len(trainer.calls) == 2
     again = FakeTrainer()
-    results = tuning.Search(tuning.open_study(tmp_path / "s.db", "m"), GRID, "k1", again).run("ofat")
+    results = tuning.Search(tuning.open_study(tmp_path / "s.db", "m", GRID), GRID, "k1", again).run("ofat")
     assert len(again.calls) == 2  # only the two trials that had not finished
     assert [r.reused for r in results] == [True, True, False, False]
 
 
 def test_changed_dependencies_retrain(tmp_path):
-    tuning.Search(tuning.open_study(tmp_path / "s.db", "m"), GRID, "k1", FakeTrainer()).run("ofat")
+    tuning.Search(tuning.open_study(tmp_path / "s.db", "m", GRID), GRID, "k1", FakeTrainer()).run("ofat")
     changed = FakeTrainer()
-    tuning.Search(tuning.open_study(tmp_path / "s.db", "m"), GRID, "k2", changed).run("ofat")
+    tuning.Search(tuning.open_study(tmp_path / "s.db", "m", GRID), GRID, "k2", changed).run("ofat")
     assert len(changed.calls) == 4
 
 
@@ -71,3 +71,13 @@ def test_best_epoch_and_summary():
     assert tuning.best_epoch({"val_accuracy": [0.5, 0.8, 0.8], "val_loss": [1, 0.4, 0.3]}) == 2
     results = [tuning.TrialResult(0, {"a": 1}, 0.7, 0.5, 1.0), tuning.TrialResult(1, {"a": 2}, 0.9, 0.4, 1.0)]
     assert tuning.summary("grid", results)["best"]["config"] == {"a": 2}
+
+
+def test_a_changed_grid_reuses_the_trials_it_shares(tmp_path):
+    tuning.Search(tuning.open_study(tmp_path / "s.db", "m", GRID), GRID, "k1", FakeTrainer()).run("grid")
+    wider = {**GRID, "learning_rate": [0.01, 0.001]}
+    SCORES[0.001] = 0.0
+    trainer = FakeTrainer()
+    results = tuning.Search(tuning.open_study(tmp_path / "s.db", "m", wider), wider, "k1", trainer).run("grid")
+    assert len(results) == 8 and len(trainer.calls) == 4
+    assert all(c["learning_rate"] == 0.001 for c in trainer.calls)

@@ -1,0 +1,77 @@
+"""Command line: `python -m imdbclf predict "a review" ...` scores reviews with the champion model.
+
+The model is the registered champion in the MLflow store by default; `--model` takes a model
+directory (models/<model>/seed_<s>) or any MLflow model URI (models:/imdb-lstm@champion).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from imdbclf.errors import UserError, exit_on_user_error
+
+
+def champion_uri(prefix: str, alias: str = "champion") -> str:
+    from mlflow.tracking import MlflowClient
+
+    for model in MlflowClient().search_registered_models(filter_string=f"name LIKE '{prefix}%'"):
+        if alias in (model.aliases or {}):
+            return f"models:/{model.name}@{alias}"
+    raise UserError(f"no registered model '{prefix}*' has the alias '{alias}' yet (run the pipeline: dvc repro)")
+
+
+def predictor(model: str | None):
+    """A function texts → probabilities, from a model directory or the MLflow registry."""
+    from imdbclf import families, params, tracking
+
+    if model and Path(model).is_dir():
+        family = families.load(Path(model))
+        return family.predict_proba
+    import mlflow
+    import pandas as pd
+
+    p = params.load()
+    tracking.setup(p)
+    uri = model or champion_uri(p.tracking.registered_model_prefix)
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except mlflow.exceptions.MlflowException as err:
+        raise UserError(f"cannot load model {uri}: {str(err).splitlines()[0]}") from None
+    return lambda texts: pyfunc.predict(pd.DataFrame({"text": list(texts)}))["probability"].to_numpy()
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m imdbclf", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="score reviews")
+    predict.add_argument("texts", nargs="*", help="reviews to score")
+    predict.add_argument("--file", type=Path, help="a text file with one review per line")
+    predict.add_argument("--model", help="a model directory or MLflow model URI (default: the champion)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+
+    texts = list(args.texts)
+    if args.file:
+        if not args.file.exists():
+            raise UserError(f"{args.file}: no such file")
+        texts += [line.strip() for line in args.file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise UserError("no reviews given: pass them as arguments or with --file")
+    proba = predictor(args.model)(texts)
+    rows = [{"text": t, "probability": float(p), "label": "positive" if p >= 0.5 else "negative"}
+            for t, p in zip(texts, proba)]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    else:
+        for row in rows:
+            print(f"{row['probability']:.4f}\t{row['label']}\t{row['text'][:80]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Cross-model comparison: the table, paired statistics on the same test reviews, and figures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+
+def paired_bootstrap_ci(
+    labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, samples: int, confidence: float, seed: int
+) -> tuple[float, float, float]:
+    """Accuracy(a) − accuracy(b) and its percentile CI, resampling the same reviews for both."""
+    correct_a = (pred_a == labels).astype(float)
+    correct_b = (pred_b == labels).astype(float)
+    diff = correct_a - correct_b
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(diff), size=(samples, len(diff)))
+    means = diff[idx].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    return float(diff.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def mcnemar_p(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> tuple[float, int, int]:
+    """Exact McNemar test: a two-sided binomial test on the reviews exactly one model gets right."""
+    a_only = int(((pred_a == labels) & (pred_b != labels)).sum())
+    b_only = int(((pred_a != labels) & (pred_b == labels)).sum())
+    if a_only + b_only == 0:
+        return 1.0, a_only, b_only
+    return float(stats.binomtest(a_only, a_only + b_only, 0.5).pvalue), a_only, b_only
+
+
+def pairwise(labels: np.ndarray, predictions: Mapping[str, np.ndarray], samples: int, confidence: float,
+             seed: int) -> list[dict]:
+    names = list(predictions)
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            diff, low, high = paired_bootstrap_ci(labels, predictions[a], predictions[b], samples, confidence, seed)
+            p, a_only, b_only = mcnemar_p(labels, predictions[a], predictions[b])
+            rows.append({"a": a, "b": b, "accuracy_diff": diff, "ci_low": low, "ci_high": high,
+                         "mcnemar_p": p, "a_right_b_wrong": a_only, "b_right_a_wrong": b_only})
+    return rows
+
+
+def most_confidently_wrong(frame: pd.DataFrame, proba: np.ndarray, n: int) -> pd.DataFrame:
+    """The n test reviews whose predicted probability is furthest on the wrong side."""
+    wrong_by = np.where(frame["label"].to_numpy() == 1, 1 - proba, proba)
+    order = np.argsort(-wrong_by)[:n]
+    picked = frame.iloc[order].copy()
+    picked["probability"] = proba[order]
+    return picked[wrong_by[order] > 0.5]
+
+
+def plot_histories(histories: Mapping[str, pd.DataFrame], path: Path) -> None:
+    fig, axes = plt.subplots(len(histories), 2, figsize=(10, 3.2 * len(histories)), squeeze=False)
+    for row, (name, frame) in zip(axes, histories.items()):
+        for ax, metric in zip(row, ("accuracy", "loss")):
+            ax.plot(frame["epoch"], frame[metric], "o-", label="train")
+            ax.plot(frame["epoch"], frame[f"val_{metric}"], "o-", label="validation")
+            ax.set(title=f"{name}: {metric}", xlabel="epoch", ylabel=metric)
+            ax.grid(alpha=0.3)
+            ax.legend()
+    _save(fig, path)
+
+
+def plot_tuning(tunes: Mapping[str, dict], path: Path) -> None:
+    panels = [(name, key) for name, tune in tunes.items() for key in tune["trials"][0]["config"]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
+    for ax, (name, key) in zip(axes[0], panels):
+        trials = tunes[name]["trials"]
+        values = [str(t["config"][key]) for t in trials]
+        ax.scatter(values, [t["val_accuracy"] for t in trials], alpha=0.7)
+        ax.set(title=f"{name}: {key}", ylabel="validation accuracy")
+        ax.tick_params(axis="x", rotation=45)
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_roc(rocs: Mapping[str, pd.DataFrame], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, frame in rocs.items():
+        ax.plot(frame["fpr"], frame["tpr"], label=name)
+    ax.plot([0, 1], [0, 1], "k--", alpha=0.4)
+    ax.set(title="ROC on the test set", xlabel="false positive rate", ylabel="true positive rate")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt_config(config: Mapping) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.items())
+
+
+def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: list[dict],
+             worst: Mapping[str, pd.DataFrame], champion: str, figures: Mapping[str, str]) -> str:
+    """The human-readable report: table, paired statistics, figures, examples, error analysis."""
+    lines = ["# IMDB sentiment: which model, and how sure are we?", ""]
+    lines += [f"Champion (best validation accuracy): **{champion}**. Test accuracy is for reporting, not choosing.", ""]
+    lines += ["| model | best hyperparameters | val accuracy | test accuracy (mean ± std over seeds) | F1 | ROC-AUC |"
+              " trainable params | train s | reviews/s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {_fmt_config(r['config'])} | {r['val_accuracy']:.4f} | "
+            f"{r['test_accuracy']:.4f} ± {r['test_accuracy_std']:.4f} (n={r['seeds']}) | {r['f1']:.4f} | "
+            f"{r['roc_auc']:.4f} | {r['trainable_params']:,} | {r['train_seconds']:.0f} | "
+            f"{r['reviews_per_second']:.0f} |"
+        )
+    level = int(round(confidence * 100))
+    lines += ["", f"## Paired comparisons on the same test reviews ({level}% paired bootstrap CI, exact McNemar)", ""]
+    if pairs:
+        lines += ["| A − B | accuracy difference | CI | McNemar p | A right, B wrong | B right, A wrong |",
+                  "|---|---|---|---|---|---|"]
+        for p in pairs:
+            lines.append(f"| {p['a']} − {p['b']} | {p['accuracy_diff']:+.4f} | "
+                         f"[{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] | {p['mcnemar_p']:.3g} | "
+                         f"{p['a_right_b_wrong']} | {p['b_right_a_wrong']} |")
+    else:
+        lines.append("Only one model ran: nothing to compare.")
+    lines += ["", "## Figures", ""]
+    lines += [f"![{title}]({path})" for title, path in figures.items()]
+    lines += ["", "## Example reviews: P(positive) per model", ""]
+    names = [r["model"] for r in rows]
+    lines += ["| review | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for example in examples:
+        lines.append(f"| {example['text']} | " + " | ".join(f"{example[n]:.3f}" for n in names) + " |")
+    for name, frame in worst.items():
+        lines += ["", f"## {name}: the test reviews it gets most confidently wrong", "",
+                  "| true label | P(positive) | review |", "|---|---|---|"]
+        for _, row in frame.iterrows():
+            text = " ".join(str(row["text"]).replace("|", "/").replace("<br />", " ").split())
+            label = "positive" if row["label"] == 1 else "negative"
+            lines.append(f"| {label} | {row['probability']:.3f} | {text[:300]}{'…' if len(text) > 300 else ''} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,141 @@
+"""End to end: a tiny aclImdb archive through `dvc repro` in a fresh git repo, checked via outputs,
+the MLflow store, a no-op second repro, and a `dvc exp run -S` that reruns only from tune on."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO, tiny_params
+from tests.tiny_imdb import write_archive
+
+PROJECT_FILES = ["dvc.yaml", "stages", "imdbclf", "requirements.txt", ".gitignore"]
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("DVC_ROOT", None)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def make_project(root: Path, params: dict) -> Path:
+    root.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], root)
+    run(["git", "config", "user.email", "test@example.invalid"], root)
+    run(["git", "config", "user.name", "test"], root)
+    run(["dvc", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "project"], root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("e2e")
+    archive = write_archive(tmp / "aclImdb_v1.tar.gz", per_class=30, extra={"aclImdb/train/unsup/1_0.txt": b"x"})
+    root = make_project(tmp / "repo", tiny_params(str(archive)))
+    run(["dvc", "repro"], root)
+    return root
+
+
+def test_outputs(project):
+    data = json.loads((project / "metrics/data.json").read_text())
+    assert data["splits"]["train"]["count"] == 48 and data["splits"]["val"]["count"] == 12
+    assert data["splits"]["test"]["count"] == 60
+    for model, trials in (("lstm", 2), ("tfidf_logreg", 2)):
+        tune = json.loads((project / f"metrics/tune/{model}.json").read_text())
+        assert len(tune["trials"]) == trials and tune["best"]["config"]
+        evaluation = json.loads((project / f"metrics/eval/{model}.json").read_text())
+        assert {"accuracy", "loss", "f1", "roc_auc", "confusion_matrix", "reviews_per_second"} <= set(evaluation)
+        assert (project / f"models/{model}/seed_0/family.json").exists()
+        assert (project / f"metrics/eval/{model}/roc.csv").exists()
+        examples = json.loads((project / f"metrics/eval/{model}/examples.json").read_text())
+        assert len(examples) == 5 and all(0 <= e["probability"] <= 1 for e in examples)
+    history = (project / "metrics/history/lstm.csv").read_text().splitlines()
+    assert history[0].split(",")[:1] == ["epoch"] and "val_accuracy" in history[0] and len(history) >= 2
+    assert json.loads((project / "metrics/eval/tfidf_logreg.json").read_text())["accuracy"] >= 0.9
+
+
+def test_mlflow_has_a_run_per_stage_and_a_child_per_trial(project):
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("imdb-sentiment")
+    runs = client.search_runs([experiment.experiment_id], max_results=500)
+    by_stage = {}
+    for r in runs:
+        by_stage.setdefault(r.data.tags.get("dvc.stage"), []).append(r)
+    for stage in ("fetch", "split", "tune@lstm", "retrain@lstm", "evaluate@lstm", "tune@tfidf_logreg"):
+        parents = [r for r in by_stage[stage] if "mlflow.parentRunId" not in r.data.tags]
+        assert len(parents) == 1, stage
+        assert parents[0].info.status == "FINISHED"
+        assert parents[0].data.tags.get("git.commit")
+    tune = next(r for r in by_stage["tune@lstm"] if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == tune.info.run_id]
+    assert len(children) == 2
+    assert all("best_val_accuracy" in c.data.metrics and "optimizer" in c.data.params for c in children)
+    history = client.get_metric_history(children[0].info.run_id, "val_accuracy")
+    assert [m.step for m in history] == [1, 2]
+    evaluate = next(r for r in by_stage["evaluate@lstm"] if "mlflow.parentRunId" not in r.data.tags)
+    assert "accuracy" in evaluate.data.metrics
+    assert client.get_registered_model("imdb-lstm").name == "imdb-lstm"
+
+
+def test_second_repro_runs_nothing(project):
+    started = time.perf_counter()
+    result = run(["dvc", "repro"], project)
+    assert "Running stage" not in result.stdout
+    assert time.perf_counter() - started < 30
+
+
+def test_exp_run_with_a_tune_setting_reruns_from_tune(project):
+    result = run(["dvc", "exp", "run", "-S", "lstm.tune.grid.learning_rate=[0.02]"], project)
+    ran = [line for line in result.stdout.splitlines() if line.startswith("Running stage")]
+    assert "Running stage 'tune@lstm':" in ran
+    assert "Running stage 'evaluate@lstm':" in ran
+    assert not any(s in line for line in ran for s in ("'fetch'", "'split'", "tfidf_logreg"))
+
+
+def test_report_compares_models_and_names_a_champion(project):
+    report = json.loads((project / "metrics/report.json").read_text())
+    assert {row["model"] for row in report["models"]} == {"lstm", "tfidf_logreg"}
+    assert len(report["pairs"]) == 1
+    pair = report["pairs"][0]
+    assert pair["ci_low"] <= pair["accuracy_diff"] <= pair["ci_high"] and 0 <= pair["mcnemar_p"] <= 1
+    text = (project / "reports/report.md").read_text()
+    for needle in ("| model |", "McNemar", "figures/history.png", "most confidently wrong", "The movie was great!"):
+        assert needle in text
+    for figure in ("history", "tuning", "roc"):
+        assert (project / f"reports/figures/{figure}.png").stat().st_size > 1000
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias(f"imdb-{report['champion']}", "champion")
+    assert champion.version
+
+
+def test_predict_with_champion_and_model_dir_agree(project):
+    texts = ["great wonderful brilliant film", "awful boring dull plot"]
+    report = json.loads((project / "metrics/report.json").read_text())
+    by_champion = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", *texts], project).stdout)
+    model_dir = f"models/{report['champion']}/seed_0"
+    by_dir = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", "--model", model_dir, *texts],
+                            project).stdout)
+    assert [r["probability"] for r in by_champion] == pytest.approx([r["probability"] for r in by_dir], abs=1e-6)
+    assert by_dir[0]["label"] == "positive" and by_dir[1]["label"] == "negative"
