@@ -32,19 +32,24 @@ lint: setup
 
 # The Bi-LSTM and the TF-IDF baseline on a 2-core CPU, as a DVC experiment (settings in README).
 cpu: setup
-	dvc exp run \
+	dvc exp run $(CPU_OVERRIDES)
+
+CPU_OVERRIDES = \
 	  -S 'models=[tfidf_logreg,lstm]' \
 	  -S 'data.source=$(SOURCE)' \
-	  -S lstm.model.seq_len=500 \
+	  -S lstm.model.seq_len=600 \
+	  -S lstm.model.truncate=pre \
 	  -S lstm.model.vocab_size=30000 \
-	  -S lstm.model.truncate=post \
+	  -S lstm.model.dropout=0.5 \
+	  -S lstm.model.optimizer.schedule=linear_warmup_decay \
+	  -S lstm.model.optimizer.warmup_fraction=0.05 \
 	  -S lstm.tune.epochs=2 \
 	  -S lstm.tune.max_train=8000 \
 	  -S 'lstm.tune.grid.optimizer=[adam,rmsprop]' \
 	  -S 'lstm.tune.grid.batch_size=[64]' \
-	  -S 'lstm.tune.grid.learning_rate=[0.001,0.003]' \
-	  -S lstm.retrain.epochs=6 \
-	  -S lstm.retrain.patience=2
+	  -S 'lstm.tune.grid.learning_rate=[0.002,0.001]' \
+	  -S lstm.retrain.epochs=3 \
+	  -S lstm.retrain.patience=1
 
 mlflow-ui: setup
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts
