@@ -10,8 +10,27 @@ from typing import Any
 
 import pandas as pd
 
+from imdbclf.data import Split
 from imdbclf.errors import UserError
-from imdbclf.families import Split
+
+EXPS_TMP = Path(".dvc") / "tmp" / "exps"
+
+
+def project_root() -> Path:
+    """The user's repository: $DVC_ROOT (or cwd), climbing out of DVC's temp experiment copies,
+    so that queued experiments share the repo's MLflow store and caches."""
+    root = Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+    parts = root.parts
+    for i in range(len(parts) - 3):
+        if Path(*parts[i + 1 : i + 4]) == EXPS_TMP:
+            return Path(*parts[: i + 1])
+    return root
+
+
+def cache_dir(kind: str) -> Path:
+    """Caches shared by every experiment of the repo (TF Hub downloads, tokenized splits)."""
+    return project_root() / ".cache" / kind
+
 
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")

@@ -20,18 +20,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from imdbclf.params import Params
-
-EXPS_TMP = Path(".dvc") / "tmp" / "exps"
-
-
-def project_root() -> Path:
-    """The user's repository: $DVC_ROOT (or cwd), climbing out of DVC's temp experiment copies."""
-    root = Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
-    parts = root.parts
-    for i in range(len(parts) - 3):
-        if Path(*parts[i + 1 : i + 4]) == EXPS_TMP:
-            return Path(*parts[: i + 1])
-    return root
+from imdbclf.paths import project_root
 
 
 def tracking_uri(params: Params) -> str:

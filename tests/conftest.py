@@ -11,8 +11,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def tiny_params(source: str) -> dict:
-    """The repo's params.yaml, shrunk to seconds: tiny models, two trials, two epochs."""
+def tiny_params(source: str, hub_handles: tuple[str, str] | None = None) -> dict:
+    """The repo's params.yaml, shrunk to seconds: tiny models, two trials, two epochs; with
+    hub_handles (preprocessor, encoder directories), bert_small runs on those tiny SavedModels."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params = copy.deepcopy(params)
     params["data"]["source"] = source
@@ -22,6 +23,15 @@ def tiny_params(source: str) -> dict:
     lstm["model"].update(vocab_size=200, seq_len=32, embed_dim=8, lstm_units=4)
     lstm["tune"].update(epochs=2, grid={"optimizer": ["adam", "rmsprop"], "batch_size": [16], "learning_rate": [0.01]})
     lstm["retrain"].update(epochs=2, patience=1)
+    del params["electra_base"]
+    bert = params["bert_small"]
+    if hub_handles:
+        params["models"].append("bert_small")
+        bert["model"].update(preprocessor=hub_handles[0], encoder=hub_handles[1], seq_len=16)
+        bert["tune"].update(epochs=2, grid={"optimizer": ["adamw", "adam"], "batch_size": [8], "learning_rate": [0.05]})
+        bert["retrain"].update(epochs=2, patience=1)
+    else:
+        del params["bert_small"]
     return params
 
 

@@ -16,6 +16,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO, tiny_params
+from tests.tiny_hub import write_encoder, write_preprocessor
 from tests.tiny_imdb import write_archive
 
 PROJECT_FILES = ["dvc.yaml", "stages", "imdbclf", "requirements.txt", ".gitignore"]
@@ -53,7 +54,8 @@ def make_project(root: Path, params: dict) -> Path:
 def project(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("e2e")
     archive = write_archive(tmp / "aclImdb_v1.tar.gz", per_class=30, extra={"aclImdb/train/unsup/1_0.txt": b"x"})
-    root = make_project(tmp / "repo", tiny_params(str(archive)))
+    hub = (str(write_preprocessor(tmp / "hub" / "preprocess")), str(write_encoder(tmp / "hub" / "encoder")))
+    root = make_project(tmp / "repo", tiny_params(str(archive), hub))
     run(["dvc", "repro"], root)
     return root
 
@@ -62,7 +64,7 @@ def test_outputs(project):
     data = json.loads((project / "metrics/data.json").read_text())
     assert data["splits"]["train"]["count"] == 48 and data["splits"]["val"]["count"] == 12
     assert data["splits"]["test"]["count"] == 60
-    for model, trials in (("lstm", 2), ("tfidf_logreg", 2)):
+    for model, trials in (("lstm", 2), ("tfidf_logreg", 2), ("bert_small", 2)):
         tune = json.loads((project / f"metrics/tune/{model}.json").read_text())
         assert len(tune["trials"]) == trials and tune["best"]["config"]
         evaluation = json.loads((project / f"metrics/eval/{model}.json").read_text())
@@ -83,7 +85,8 @@ def test_mlflow_has_a_run_per_stage_and_a_child_per_trial(project):
     by_stage = {}
     for r in runs:
         by_stage.setdefault(r.data.tags.get("dvc.stage"), []).append(r)
-    for stage in ("fetch", "split", "tune@lstm", "retrain@lstm", "evaluate@lstm", "tune@tfidf_logreg"):
+    for stage in ("fetch", "split", "tune@lstm", "retrain@lstm", "evaluate@lstm", "tune@tfidf_logreg",
+                  "tune@bert_small", "retrain@bert_small", "evaluate@bert_small", "report"):
         parents = [r for r in by_stage[stage] if "mlflow.parentRunId" not in r.data.tags]
         assert len(parents) == 1, stage
         assert parents[0].info.status == "FINISHED"
@@ -111,15 +114,15 @@ def test_exp_run_with_a_tune_setting_reruns_from_tune(project):
     ran = [line for line in result.stdout.splitlines() if line.startswith("Running stage")]
     assert "Running stage 'tune@lstm':" in ran
     assert "Running stage 'evaluate@lstm':" in ran
-    assert not any(s in line for line in ran for s in ("'fetch'", "'split'", "tfidf_logreg"))
+    assert not any(s in line for line in ran for s in ("'fetch'", "'split'", "tfidf_logreg", "bert_small"))
 
 
 def test_report_compares_models_and_names_a_champion(project):
     report = json.loads((project / "metrics/report.json").read_text())
-    assert {row["model"] for row in report["models"]} == {"lstm", "tfidf_logreg"}
-    assert len(report["pairs"]) == 1
-    pair = report["pairs"][0]
-    assert pair["ci_low"] <= pair["accuracy_diff"] <= pair["ci_high"] and 0 <= pair["mcnemar_p"] <= 1
+    assert {row["model"] for row in report["models"]} == {"lstm", "tfidf_logreg", "bert_small"}
+    assert len(report["pairs"]) == 3
+    for pair in report["pairs"]:
+        assert pair["ci_low"] <= pair["accuracy_diff"] <= pair["ci_high"] and 0 <= pair["mcnemar_p"] <= 1
     text = (project / "reports/report.md").read_text()
     for needle in ("| model |", "McNemar", "figures/history.png", "most confidently wrong", "The movie was great!"):
         assert needle in text
@@ -139,3 +142,72 @@ def test_predict_with_champion_and_model_dir_agree(project):
                             project).stdout)
     assert [r["probability"] for r in by_champion] == pytest.approx([r["probability"] for r in by_dir], abs=1e-6)
     assert by_dir[0]["label"] == "positive" and by_dir[1]["label"] == "negative"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_serves_the_champion_on_raw_text(project):
+    import urllib.request
+
+    report = json.loads((project / "metrics/report.json").read_text())
+    uri = f"models:/imdb-{report['champion']}@champion"
+    port = free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+    server = subprocess.Popen(["mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1",
+                               "-p", str(port)], cwd=project, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "server did not start"
+                time.sleep(1)
+        texts = ["great wonderful brilliant film", "awful boring dull plot"]
+        body = json.dumps({"dataframe_records": [{"text": t} for t in texts]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                         {"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    served = [row["probability"] for row in answer]
+    predicted = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", *texts], project).stdout)
+    assert served == pytest.approx([r["probability"] for r in predicted], abs=1e-6)
+    assert [row["label"] for row in answer] == [1, 0]
+
+
+def test_queued_experiments_with_two_workers_share_one_store(project):
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "baseline results"], project)
+    for c in ("0.5", "2.0", "8.0", "32.0"):
+        run(["dvc", "exp", "run", "--queue", "-S", f"tfidf_logreg.tune.grid.C=[{c}]"], project)
+    run(["dvc", "queue", "start", "-j", "2"], project)
+    deadline = time.time() + 600
+    while True:
+        status = run(["dvc", "queue", "status"], project).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        assert time.time() < deadline, status
+        time.sleep(5)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    experiments = [e for baseline in shown for e in (baseline.get("experiments") or [])]
+    names = {e["name"] for e in experiments if e["revs"][0]["data"].get("status", "Success") == "Success"}
+    assert len(names) >= 4, status
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("imdb-sentiment").experiment_id], max_results=1000)
+    for name in names:
+        mine = [r for r in runs if r.data.tags.get("dvc.exp_name") == name]
+        stages = {r.data.tags["dvc.stage"] for r in mine}
+        assert {"tune@tfidf_logreg", "retrain@tfidf_logreg", "evaluate@tfidf_logreg", "report"} <= stages, name
+        assert all(r.info.status == "FINISHED" for r in mine)
+    assert not (project / ".dvc" / "tmp" / "exps" / "mlflow.db").exists()

@@ -27,6 +27,7 @@ __all__ = ["Split", "Family", "FitOptions", "create", "load", "hyperparameters"]
 REGISTRY = {
     "lstm": "imdbclf.families.lstm:BiLSTM",
     "tfidf_logreg": "imdbclf.families.tfidf_logreg:TfidfLogReg",
+    "hub_encoder": "imdbclf.families.hub_encoder:HubEncoder",
 }
 FAMILY_FILE = "family.json"
 

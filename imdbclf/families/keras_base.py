@@ -8,6 +8,7 @@ and epoch; the saved model is encoder + core + sigmoid, so it takes raw strings.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,7 @@ import tf_keras as keras
 from pydantic import Field
 
 from imdbclf.families import Family, FitOptions, Split, Strict
+from imdbclf.paths import cache_dir
 from imdbclf.training import OPTIMIZERS, EpochCallback, OptimizerSettings, make_optimizer
 
 SAVED_MODEL = "saved_model"
@@ -82,17 +84,37 @@ class KerasFamily(Family):
         """Features → one float32 logit."""
         raise NotImplementedError
 
+    def feature_cache_key(self) -> str | None:
+        """Identifies an encoder that learns nothing from the data, so its output can be cached on disk
+        and shared between processes (tune and retrain) and experiments; None: memory only."""
+        return None
+
     # -- shared machinery
+    def encode(self, texts: np.ndarray, batch_size: int = 1024):
+        outputs = [self.encoder(tf.constant(list(texts[i : i + batch_size]))) for i in range(0, len(texts), batch_size)]
+        return tf.nest.map_structure(lambda *parts: tf.concat(parts, 0).numpy(), *outputs)
+
     def features(self, split: Split):
-        """Encode a split once; every later trial and epoch reuses the result."""
+        """Encode a split once; every later trial and epoch (and, when cacheable, process) reuses it."""
         key = _fingerprint(split.texts)
-        if key not in self._features:
-            outputs = []
-            for start in range(0, len(split), 1024):
-                batch = tf.constant(list(split.texts[start : start + 1024]))
-                outputs.append(self.encoder(batch))
-            self._features[key] = tf.nest.map_structure(lambda *parts: tf.concat(parts, 0).numpy(), *outputs)
-        return self._features[key]
+        if key in self._features:
+            return self._features[key]
+        disk_key = self.feature_cache_key()
+        if disk_key is None:
+            self._features[key] = self.encode(split.texts)
+            return self._features[key]
+        path = cache_dir("features") / f"{hashlib.sha256((disk_key + key).encode()).hexdigest()[:24]}.npz"
+        if path.exists():
+            with np.load(path) as stored:
+                features = {name: stored[name] for name in stored.files}
+        else:
+            features = self.encode(split.texts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, **features)
+            os.replace(tmp, path)
+        self._features[key] = features
+        return features
 
     def _dataset(self, split: Split, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
         ds = tf.data.Dataset.from_tensor_slices((self.features(split), split.labels.astype("float32")))

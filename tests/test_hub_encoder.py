@@ -1,0 +1,65 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from imdbclf import families, params
+from imdbclf.errors import UserError
+from tests.conftest import REPO
+from tests.test_families import splits
+from tests.tiny_hub import write_encoder, write_preprocessor
+
+
+@pytest.fixture(scope="module")
+def handles(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hub")
+    return str(write_preprocessor(root / "preprocess")), str(write_encoder(root / "encoder"))
+
+
+def section(params_dict, handles, **model):
+    preprocessor, encoder = handles
+    params_dict["tiny_bert"] = {
+        "family": "hub_encoder",
+        "model": {"preprocessor": preprocessor, "encoder": encoder, "seq_len": 16, **model},
+        "tune": {"epochs": 1, "grid": {"optimizer": ["adamw"], "batch_size": [8], "learning_rate": [0.05]}},
+        "retrain": {"epochs": 1},
+    }
+    params_dict["models"].append("tiny_bert")
+    return params.parse(params_dict).model("tiny_bert")
+
+
+def test_preprocessing_packs_to_the_configured_length(params_dict, handles):
+    family = families.create("tiny_bert", section(params_dict, handles, seq_len=12))
+    family.encoder = family.make_encoder(np.array([]))
+    features = family.encode(np.array(["great movie", "the film was dull"], dtype=object))
+    assert set(features) == {"input_word_ids", "input_mask", "input_type_ids"}
+    assert features["input_word_ids"].shape == (2, 12)
+    assert features["input_mask"][0].tolist() == [1, 1, 1, 1] + [0] * 8  # [CLS] great movie [SEP]
+
+
+def test_hub_family_trains_and_reloads_in_a_fresh_process(tmp_path, params_dict, handles):
+    s = section(params_dict, handles)
+    family = families.create("tiny_bert", s)
+    train, test = splits()
+    history = family.fit(train, test, families.hyperparameters("tiny_bert", s, {"optimizer": "adamw",
+                         "batch_size": 8, "learning_rate": 0.05}), families.FitOptions(epochs=8, seed=0))
+    assert max(history["val_accuracy"]) >= 0.8
+    family.save(tmp_path / "model")
+    texts = list(test.texts[:5])
+    expected = family.predict_proba(texts)
+    script = ("import json, sys; from pathlib import Path; from imdbclf import families; "
+              f"f = families.load(Path({str(tmp_path / 'model')!r})); "
+              "print(json.dumps(f.predict_proba(json.loads(sys.stdin.read())).tolist()))")
+    out = subprocess.run([sys.executable, "-c", script], input=json.dumps(texts), capture_output=True, text=True,
+                         cwd=REPO, check=True)
+    np.testing.assert_allclose(json.loads(out.stdout.strip().splitlines()[-1]), expected, atol=1e-6)
+
+
+def test_unresolvable_handle_fails_in_one_line(params_dict, handles, tmp_path):
+    s = section(params_dict, (str(tmp_path / "no-such-preprocessor"), handles[1]))
+    family = families.create("tiny_bert", s)
+    with pytest.raises(UserError, match="cannot load TF Hub handle .*no-such-preprocessor.*local directory") as err:
+        family.make_encoder(np.array([]))
+    assert "\n" not in str(err.value)
