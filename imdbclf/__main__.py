@@ -1,7 +1,10 @@
-"""Command line: `python -m imdbclf predict "a review" ...` scores reviews with the champion model.
+"""Command line of the package.
 
-The model is the registered champion in the MLflow store by default; `--model` takes a model
-directory (models/<model>/seed_<s>) or any MLflow model URI (models:/imdb-lstm@champion).
+  python -m imdbclf predict "a review" ...   score reviews with the champion model (the registered
+      champion in the MLflow store by default; --model takes a model directory such as
+      models/lstm/seed_0 or any MLflow model URI such as models:/imdb-lstm@champion)
+  python -m imdbclf convert-bert HF_DIR OUT_DIR   turn a local Hugging Face BERT-family checkpoint
+      into TF Hub-format OUT_DIR/preprocessor and OUT_DIR/encoder, usable as handles in params.yaml
 """
 
 from __future__ import annotations
@@ -53,7 +56,16 @@ def main(argv: list[str] | None = None) -> None:
     predict.add_argument("--file", type=Path, help="a text file with one review per line")
     predict.add_argument("--model", help="a model directory or MLflow model URI (default: the champion)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    convert = commands.add_parser("convert-bert", help="convert a Hugging Face BERT checkpoint to TF Hub format")
+    convert.add_argument("hf_dir", type=Path, help="directory with config.json, model.safetensors, vocab.txt")
+    convert.add_argument("out_dir", type=Path, help="where to write preprocessor/ and encoder/")
     args = parser.parse_args(argv)
+    if args.command == "convert-bert":
+        from imdbclf.hub_export import convert_bert
+
+        preprocessor, encoder = convert_bert(args.hf_dir, args.out_dir)
+        print(f"preprocessor: {preprocessor}\nencoder:      {encoder}")
+        return
 
     texts = list(args.texts)
     if args.file:

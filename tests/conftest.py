@@ -28,7 +28,8 @@ def tiny_params(source: str, hub_handles: tuple[str, str] | None = None) -> dict
     if hub_handles:
         params["models"].append("bert_small")
         bert["model"].update(preprocessor=hub_handles[0], encoder=hub_handles[1], seq_len=16)
-        bert["tune"].update(epochs=2, grid={"optimizer": ["adamw", "adam"], "batch_size": [8], "learning_rate": [0.05]})
+        grid = {"optimizer": ["adamw", "adam"], "batch_size": [8], "learning_rate": [0.003]}
+        bert["tune"].update(epochs=2, grid=grid)
         bert["retrain"].update(epochs=2, patience=1)
     else:
         del params["bert_small"]
