@@ -51,5 +51,15 @@ CPU_OVERRIDES = \
 	  -S lstm.retrain.epochs=3 \
 	  -S lstm.retrain.patience=1
 
+# Every benchmark; each prints its figures and writes metrics/bench/<name>.json.
+# DATA: the IMDB archive (default: ../shared/data/aclImdb_v1_labeled.tar.gz beside the repo).
+BENCHES := minilm_convert input_pipeline encoder_speed minilm_imdb
+bench: setup $(VENV)/.bench-installed
+	for b in $(BENCHES); do DATA='$(if $(findstring ://,$(DATA)),,$(SOURCE))' python -m bench.$$b || exit 1; done
+
+$(VENV)/.bench-installed: requirements-bench.txt
+	$(VENV)/bin/pip install -q -r requirements-bench.txt
+	touch $@
+
 mlflow-ui: setup
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts

@@ -45,3 +45,39 @@ def write_result(name: str, result: dict) -> None:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(f"→ {path.relative_to(REPO)}")
+
+
+PROJECT_FILES = ["dvc.yaml", "stages", "imdbclf", "requirements.txt", ".gitignore"]
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True):
+    """Run a command with this venv first on PATH (as `make` does); raise with its output on failure."""
+    import subprocess
+
+    env = {**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("DVC_ROOT", None)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def make_project(root: Path, params: dict) -> Path:
+    """A fresh git + DVC repository holding this pipeline's code and the given params."""
+    import shutil
+
+    import yaml
+
+    root.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "bench@example.invalid"],
+                ["git", "config", "user.name", "bench"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                ["git", "commit", "-qm", "project"]):
+        run(cmd, root)
+    return root

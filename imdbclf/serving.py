@@ -11,7 +11,7 @@ import pandas as pd
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # MLflow's hints about type-hinted predict() and integer columns do not apply to raw-text models.
-warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+warnings.filterwarnings("ignore", message=r"(?s).*(Add type hints|integer column)")
 
 
 def as_texts(model_input) -> list[str]:

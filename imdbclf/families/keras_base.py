@@ -116,7 +116,7 @@ class KerasFamily(Family):
         self._features[key] = features
         return features
 
-    def _dataset(self, split: Split, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
+    def dataset(self, split: Split, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
         ds = tf.data.Dataset.from_tensor_slices((self.features(split), split.labels.astype("float32")))
         if shuffle_seed is not None:
             ds = ds.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -127,8 +127,8 @@ class KerasFamily(Family):
         keras.mixed_precision.set_global_policy(precision_policy(self.config.mixed_precision))
         if self.encoder is None:
             self.encoder = self.make_encoder(train.texts)
-        train_ds = self._dataset(train, hp.batch_size, options.seed)
-        val_ds = self._dataset(val, hp.batch_size, None)
+        train_ds = self.dataset(train, hp.batch_size, options.seed)
+        val_ds = self.dataset(val, hp.batch_size, None)
         steps = int(np.ceil(len(train) / hp.batch_size)) * options.epochs
         with distribution_strategy().scope():
             self.core = self.build_core(train_ds.element_spec[0])
