@@ -16,8 +16,8 @@ from bench.common import REPO, archive, converted_minilm, make_project, run, wri
 
 SETTINGS = {  # the bench's overrides of params.yaml, recorded with the result
     "split.max_train": 4000, "split.max_val": 1000, "split.max_test": 2000,
-    "bert_small.model.seq_len": 256,
-    "bert_small.tune.epochs": 1, "bert_small.tune.max_train": 1500,
+    "bert_small.model.seq_len": 192,
+    "bert_small.tune.epochs": 1, "bert_small.tune.max_train": 1000,
     "bert_small.tune.grid": {"optimizer": ["adamw"], "batch_size": [32], "learning_rate": [1e-4, 5e-5]},
     "bert_small.retrain.epochs": 2, "bert_small.retrain.patience": 1,
 }

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 
 
@@ -66,6 +67,7 @@ def plot_histories(histories: Mapping[str, pd.DataFrame], path: Path) -> None:
             ax.plot(frame["epoch"], frame[metric], "o-", label="train")
             ax.plot(frame["epoch"], frame[f"val_{metric}"], "o-", label="validation")
             ax.set(title=f"{name}: {metric}", xlabel="epoch", ylabel=metric)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             ax.legend()
     _save(fig, path)
