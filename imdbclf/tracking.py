@@ -143,14 +143,11 @@ def log_reused_trial(model: str, result) -> None:
 
 
 @contextlib.contextmanager
-def stage_run(params: Params, stage: str, logged_params: Mapping[str, Any] | None = None) -> Iterator[mlflow.ActiveRun]:
-    """One MLflow run per stage execution, tagged with the DVC stage, git commit and experiment."""
-    setup(params)
-    run = _with_retries(lambda: mlflow.start_run(run_name=stage, tags=run_tags(stage)))
+def _run(name: str, tags: Mapping[str, str], nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+    """A run that ends FINISHED, FAILED (an exception) or KILLED (Ctrl-C / SIGINT)."""
+    run = _with_retries(lambda: mlflow.start_run(run_name=name, nested=nested, tags=dict(tags)))
     status = "FAILED"
     try:
-        if logged_params:
-            log_params(logged_params)
         yield run
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -161,22 +158,22 @@ def stage_run(params: Params, stage: str, logged_params: Mapping[str, Any] | Non
 
 
 @contextlib.contextmanager
-def child_run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
-    """A nested run under the active stage run (one per tuning trial, one per seed)."""
-    parent = mlflow.active_run()
-    all_tags = dict(parent.data.tags) if parent else {}
-    all_tags = {k: v for k, v in all_tags.items() if k.startswith(("dvc.", "git."))}
-    all_tags.update(tags or {})
-    run = _with_retries(lambda: mlflow.start_run(run_name=name, nested=True, tags=all_tags))
-    status = "FAILED"
-    try:
+def stage_run(params: Params, stage: str, logged_params: Mapping[str, Any] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """One MLflow run per stage execution, tagged with the DVC stage, git commit and experiment."""
+    setup(params)
+    with _run(stage, run_tags(stage)) as run:
+        if logged_params:
+            log_params(logged_params)
         yield run
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        _with_retries(lambda: mlflow.end_run(status=status))
+
+
+@contextlib.contextmanager
+def child_run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """A nested run under the active stage run (one per tuning trial, one per seed), with its tags."""
+    parent = mlflow.active_run()
+    inherited = {k: v for k, v in (parent.data.tags if parent else {}).items() if k.startswith(("dvc.", "git."))}
+    with _run(name, {**inherited, **(tags or {})}, nested=True) as run:
+        yield run
 
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:

@@ -49,14 +49,6 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def reuse_key(**depends_on: Any) -> str:
     return hashlib.sha256(json.dumps(depends_on, sort_keys=True, default=str).encode()).hexdigest()[:20]
 

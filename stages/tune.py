@@ -8,7 +8,7 @@ changed, so an interrupted tune resumes instead of starting over.
 import argparse
 import time
 
-from imdbclf import families, params, paths, tracking, tuning
+from imdbclf import data, families, params, paths, tracking, tuning
 from imdbclf.errors import exit_on_user_error
 
 
@@ -22,7 +22,7 @@ def main(model: str) -> None:
     trial_train = train.subsample(tune.max_train, tune.seed)
     family = families.create(model, section)
     key = tuning.reuse_key(
-        data=[tuning.file_hash(paths.prepared("train")), tuning.file_hash(paths.prepared("val"))],
+        data=[data.sha256_of(paths.prepared("train")), data.sha256_of(paths.prepared("val"))],
         family=section.family, model=section.model, epochs=tune.epochs, max_train=tune.max_train,
         seed=tune.seed, code=tuning.code_version(),
     )

@@ -44,7 +44,7 @@ def test_hub_family_trains_and_reloads_in_a_fresh_process(tmp_path, params_dict,
     family = families.create("tiny_bert", s)
     train, test = splits()
     history = family.fit(train, test, families.hyperparameters("tiny_bert", s, {"optimizer": "adamw",
-                         "batch_size": 8, "learning_rate": 0.003}), families.FitOptions(epochs=8, seed=0))
+                         "batch_size": 8, "learning_rate": 0.01}), families.FitOptions(epochs=15, seed=0))
     assert max(history["val_accuracy"]) >= 0.8
     family.save(tmp_path / "model")
     texts = list(test.texts[:5])
