@@ -50,12 +50,18 @@ def write_result(name: str, result: dict) -> None:
 PROJECT_FILES = ["dvc.yaml", "stages", "imdbclf", "requirements.txt", ".gitignore"]
 
 
-def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True):
-    """Run a command with this venv first on PATH (as `make` does); raise with its output on failure."""
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, stream: bool = False):
+    """Run a command with this venv first on PATH (as `make` does); raise with its output on failure.
+    stream: let its output through (progress of long runs) instead of capturing it."""
     import subprocess
 
     env = {**os.environ, **(env or {}), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("DVC_ROOT", None)
+    if stream:
+        result = subprocess.run(cmd, cwd=cwd, env=env)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed with exit code {result.returncode}")
+        return result
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")

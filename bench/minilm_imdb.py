@@ -43,7 +43,8 @@ def main() -> None:
         project = make_project(Path(tmp) / "project", bench_params(preprocessor, encoder))
         store = f"sqlite:///{REPO / 'mlflow.db'}"  # the runs show up in the repo's MLflow UI
         started = time.perf_counter()
-        run(["dvc", "repro"], project, env={"MLFLOW_TRACKING_URI": store, "DVC_EXP_NAME": "bench-minilm-imdb"})
+        run(["dvc", "repro"], project, env={"MLFLOW_TRACKING_URI": store, "DVC_EXP_NAME": "bench-minilm-imdb"},
+            stream=True)
         seconds = time.perf_counter() - started
         evaluation = json.loads((project / "metrics/eval/bert_small.json").read_text())
         tune = json.loads((project / "metrics/tune/bert_small.json").read_text())

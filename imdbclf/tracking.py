@@ -66,8 +66,8 @@ def setup(params: Params) -> str:
         if experiment is not None:
             return experiment.experiment_id
         location = None
-        if uri.startswith("sqlite:"):
-            location = (project_root() / "mlartifacts").as_uri()
+        if uri.startswith("sqlite:///"):  # artifacts beside the database, wherever it is
+            location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
         try:
             return client.create_experiment(name, artifact_location=location)
         except mlflow.exceptions.MlflowException:  # another worker created it first
