@@ -25,7 +25,7 @@ run: setup
 	dvc repro
 
 test: setup
-	python -m pytest -q
+	python -m pytest -q --durations=8
 
 lint: setup
 	ruff check .
