@@ -3,6 +3,8 @@
   python -m imdbclf predict "a review" ...   score reviews with the champion model (the registered
       champion in the MLflow store by default; --model takes a model directory such as
       models/lstm/seed_0 or any MLflow model URI such as models:/imdb-lstm@champion)
+  python -m imdbclf promote MODEL [--version N | --experiment NAME]   make a registered version of
+      MODEL (the newest by default) the champion, e.g. one a queued experiment registered
   python -m imdbclf convert-bert HF_DIR OUT_DIR   turn a local Hugging Face BERT-family checkpoint
       into TF Hub-format OUT_DIR/preprocessor and OUT_DIR/encoder, usable as handles in params.yaml
 """
@@ -17,18 +19,9 @@ from pathlib import Path
 from imdbclf.errors import UserError, exit_on_user_error
 
 
-def champion_uri(prefix: str, alias: str = "champion") -> str:
-    from mlflow.tracking import MlflowClient
-
-    for model in MlflowClient().search_registered_models(filter_string=f"name LIKE '{prefix}%'"):
-        if alias in (model.aliases or {}):
-            return f"models:/{model.name}@{alias}"
-    raise UserError(f"no registered model '{prefix}*' has the alias '{alias}' yet (run the pipeline: dvc repro)")
-
-
 def predictor(model: str | None):
     """A function texts → probabilities, from a model directory or the MLflow registry."""
-    from imdbclf import families, params, tracking
+    from imdbclf import families, params, registry, tracking
 
     if model and Path(model).is_dir():
         family = families.load(Path(model))
@@ -38,7 +31,7 @@ def predictor(model: str | None):
 
     p = params.load()
     tracking.setup(p)
-    uri = model or champion_uri(p.tracking.registered_model_prefix)
+    uri = model or registry.champion_uri(p.tracking.registered_model_prefix)
     try:
         pyfunc = mlflow.pyfunc.load_model(uri)
     except mlflow.exceptions.MlflowException as err:
@@ -56,6 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     predict.add_argument("--file", type=Path, help="a text file with one review per line")
     predict.add_argument("--model", help="a model directory or MLflow model URI (default: the champion)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    promote = commands.add_parser("promote", help="make a registered model version the champion")
+    promote.add_argument("model", help="a model name from params.yaml, e.g. lstm")
+    which = promote.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="the registered version of <prefix><model> (default: newest)")
+    which.add_argument("--experiment", help="the newest version registered by this DVC experiment")
     convert = commands.add_parser("convert-bert", help="convert a Hugging Face BERT checkpoint to TF Hub format")
     convert.add_argument("hf_dir", type=Path, help="directory with config.json, model.safetensors, vocab.txt")
     convert.add_argument("out_dir", type=Path, help="where to write preprocessor/ and encoder/")
@@ -65,6 +63,17 @@ def main(argv: list[str] | None = None) -> None:
 
         preprocessor, encoder = convert_bert(args.hf_dir, args.out_dir)
         print(f"preprocessor: {preprocessor}\nencoder:      {encoder}")
+        return
+
+    if args.command == "promote":
+        from imdbclf import params, registry, tracking
+
+        p = params.load()
+        tracking.setup(p)
+        prefix = p.tracking.registered_model_prefix
+        champion = registry.promote(prefix, args.model, args.version, args.experiment)
+        print(f"{registry.champion_uri(prefix)} → {champion.tags['source_model']} "
+              f"version {champion.tags['source_version']}")
         return
 
     texts = list(args.texts)

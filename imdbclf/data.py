@@ -28,6 +28,9 @@ SPLITS = ("train", "test")
 CLASSES = ("neg", "pos")  # label 0, label 1
 REVIEW = re.compile(r"^(?:.*/)?(train|test)/(pos|neg)/([^/]+\.txt)$")
 CLASS_FOLDER = re.compile(r"^(?:.*/)?(train|test)/(pos|neg)/?$")
+# Line i of urls_<class>.txt is the IMDB page of the movie that review i (file i_<rating>.txt) is about.
+URLS = re.compile(r"^(?:.*/)?(train|test)/(urls_(?:pos|neg)\.txt)$")
+MOVIE_ID = re.compile(r"/title/(tt\d+)")
 
 
 # ---------------------------------------------------------------- fetch
@@ -82,8 +85,9 @@ def _decode(raw: bytes, where: str) -> str:
         raise UserError(f"{where}: not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
-def _write_review(out: Path, split: str, label: str, name: str, text: str) -> None:
-    target = out / split / label / name
+def _write_file(out: Path, parts: tuple[str, ...], text: str) -> None:
+    """A review (split, class, name) or a movie-URL list (split, name), at its place under `out`."""
+    target = out.joinpath(*parts)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
 
@@ -98,13 +102,12 @@ def extract_archive(archive: Path, out: Path) -> int:
                 folder = CLASS_FOLDER.match(member.name)
                 if folder and member.isdir():  # so that an empty class folder is reported as such
                     (out / folder[1] / folder[2]).mkdir(parents=True, exist_ok=True)
-                match = REVIEW.match(member.name)
+                match = REVIEW.match(member.name) or URLS.match(member.name)
                 if not (match and member.isfile()):
                     continue
-                split, label, name = match.groups()
                 raw = tar.extractfile(member).read()
-                _write_review(out, split, label, name, _decode(raw, f"{archive}:{member.name}"))
-                count += 1
+                _write_file(out, match.groups(), _decode(raw, f"{archive}:{member.name}"))
+                count += len(match.groups()) == 3
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise UserError(f"{archive}: not a readable gzip tar archive ({err})") from None
     return count
@@ -117,12 +120,12 @@ def copy_directory(source: Path, out: Path) -> int:
         if match and folder.is_dir() and not folder.is_symlink():
             (out / match[1] / match[2]).mkdir(parents=True, exist_ok=True)
     for path in tqdm(sorted(source.rglob("*.txt")), desc="copy", unit=" files", mininterval=1.0):
-        match = REVIEW.match(path.relative_to(source).as_posix())
+        relative = path.relative_to(source).as_posix()
+        match = REVIEW.match(relative) or URLS.match(relative)
         if not match or path.is_symlink():
             continue
-        split, label, name = match.groups()
-        _write_review(out, split, label, name, _decode(path.read_bytes(), str(path)))
-        count += 1
+        _write_file(out, match.groups(), _decode(path.read_bytes(), str(path)))
+        count += len(match.groups()) == 3
     return count
 
 
@@ -170,13 +173,33 @@ def fetch(source: str, out: Path, sha256: str | None = None, timeout_s: float = 
 # ---------------------------------------------------------------- split
 
 
-def read_reviews(raw: Path, split: str) -> pd.DataFrame:
+def movie_ids(raw: Path, split: str, label: str, required: bool) -> list[str] | None:
+    """The IMDB title id (tt…) of each review's movie, by review number; None if there is no list."""
+    path = raw / split / f"urls_{label}.txt"
+    if not path.exists():
+        if required:
+            raise UserError(f"{path}: missing: it names each review's movie, which split.group_by: movie "
+                            "needs (the official archive has it; or set split.group_by: none)")
+        return None
+    urls = path.read_text(encoding="utf-8").splitlines()
+    return [m[1] if (m := MOVIE_ID.search(url)) else url.strip() for url in urls]
+
+
+def read_reviews(raw: Path, split: str, movies_required: bool = False) -> pd.DataFrame:
+    """id, text, label and `movie` (None where the source has no movie lists) of one split's reviews."""
     rows = []
     for label_id, label in enumerate(CLASSES):
+        movies = movie_ids(raw, split, label, movies_required)
         for path in sorted((raw / split / label).glob("*.txt")):
             text = _decode(path.read_bytes(), str(path))
-            rows.append((f"{split}/{label}/{path.stem}", text, label_id))
-    return pd.DataFrame(rows, columns=["id", "text", "label"])
+            movie = None
+            if movies is not None:
+                number = int(path.stem.split("_")[0]) if path.stem.split("_")[0].isdigit() else -1
+                if not 0 <= number < len(movies):
+                    raise UserError(f"{raw / split / f'urls_{label}.txt'}: no line for review {path.name}")
+                movie = movies[number]
+            rows.append((f"{split}/{label}/{path.stem}", text, label_id, movie))
+    return pd.DataFrame(rows, columns=["id", "text", "label", "movie"])
 
 
 def stratified_indices(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
@@ -200,23 +223,47 @@ class Split:
     texts: np.ndarray
     labels: np.ndarray
     ids: np.ndarray | None = None
+    movies: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @classmethod
     def from_frame(cls, name: str, frame: pd.DataFrame) -> Split:
+        movies = frame["movie"].to_numpy(dtype=object) if "movie" in frame else None
         return cls(name, frame["text"].to_numpy(dtype=object), frame["label"].to_numpy(dtype=np.int64),
-                   frame["id"].to_numpy(dtype=object))
+                   frame["id"].to_numpy(dtype=object), movies)
 
     def subsample(self, n: int | None, seed: int) -> Split:
         keep = stratified_indices(self.labels, n, seed)
         ids = None if self.ids is None else self.ids[keep]
-        return Split(self.name, self.texts[keep], self.labels[keep], ids)
+        movies = None if self.movies is None else self.movies[keep]
+        return Split(self.name, self.texts[keep], self.labels[keep], ids, movies)
 
 
-def split_train_val(train: pd.DataFrame, val_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    fit, val = train_test_split(train, test_size=val_fraction, stratify=train["label"], random_state=seed)
+def movies_for_validation(frame: pd.DataFrame, val_fraction: float, seed: int) -> set[str]:
+    """Whole movies, in a seeded random order, taken while they fit into val_fraction of each class:
+    a split stratified by label and grouped by movie, so no movie has reviews on both sides."""
+    per_movie = frame.groupby("movie")["label"].agg(["size", "sum"])
+    room = val_fraction * np.array([(frame["label"] == 0).sum(), (frame["label"] == 1).sum()])
+    taken: set[str] = set()
+    for movie in np.random.default_rng(seed).permutation(per_movie.index.to_numpy()):
+        size, positive = per_movie.loc[movie]
+        need = np.array([size - positive, positive])
+        if (need <= room).all():
+            taken.add(movie)
+            room -= need
+    return taken
+
+
+def split_train_val(train: pd.DataFrame, val_fraction: float, seed: int,
+                    group_by: str = "movie") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified train/validation split; grouped by movie unless group_by is "none"."""
+    if group_by == "movie":
+        is_val = train["movie"].isin(movies_for_validation(train, val_fraction, seed))
+        fit, val = train[~is_val], train[is_val]
+    else:
+        fit, val = train_test_split(train, test_size=val_fraction, stratify=train["label"], random_state=seed)
     return fit.sort_values("id").reset_index(drop=True), val.sort_values("id").reset_index(drop=True)
 
 
@@ -241,4 +288,10 @@ def split_stats(splits: dict[str, pd.DataFrame]) -> dict:
         for b in names[i + 1 :]:
             shared = set(splits[a]["text"]) & set(splits[b]["text"])
             stats["duplicates"]["across"][f"{a}-{b}"] = len(shared)
+    if all(frame["movie"].notna().all() for frame in splits.values()):
+        movies = {name: set(frame["movie"]) for name, frame in splits.items()}
+        stats["movies"] = {
+            "per_split": {name: len(found) for name, found in movies.items()},
+            "shared": {f"{a}-{b}": len(movies[a] & movies[b]) for i, a in enumerate(names) for b in names[i + 1 :]},
+        }
     return stats

@@ -40,10 +40,12 @@ def roc_points(labels: np.ndarray, proba: np.ndarray, max_points: int = 200) -> 
 
 
 def summarize_seeds(per_seed: list[dict], keys: Sequence[str]) -> dict:
-    """Mean and (population) standard deviation of each metric over seeds."""
+    """Mean and sample standard deviation (ddof=1) of each metric over seeds; the std is None with one
+    seed, where there is no spread to estimate (the report says "1 seed")."""
     out = {}
     for key in keys:
         values = np.array([m[key] for m in per_seed], dtype=float)
         out[key] = float(values.mean())
-        out[f"{key}_std"] = float(values.std())
+        out[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
     return out
+

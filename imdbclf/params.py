@@ -30,6 +30,9 @@ class DataParams(Section):
 
 class SplitParams(Section):
     val_fraction: float = Field(0.2, gt=0, lt=1)
+    # movie: no movie has reviews in both train and validation (as the official test set is built);
+    # none: reviews are split one by one.
+    group_by: Literal["movie", "none"] = "movie"
     seed: int = 42
     # Stratified subsamples, for quick runs on small machines; null keeps the whole split.
     max_train: int | None = Field(None, gt=0)

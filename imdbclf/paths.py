@@ -27,6 +27,12 @@ def project_root() -> Path:
     return root
 
 
+def in_queued_experiment() -> bool:
+    """True in DVC's temp copy of the repo, where `dvc queue start` runs an experiment (DVC then
+    points $DVC_ROOT at the user's repo, so only the working directory tells)."""
+    return f"/{EXPS_TMP.as_posix()}/" in Path.cwd().resolve().as_posix()
+
+
 def cache_dir(kind: str) -> Path:
     """Caches shared by every experiment of the repo (TF Hub downloads, tokenized splits)."""
     return project_root() / ".cache" / kind
@@ -45,7 +51,7 @@ def tune_metrics(model: str) -> Path:
     return Path("metrics/tune") / f"{model}.json"
 
 
-def study(model: str) -> Path:
+def study_storage(model: str) -> Path:
     return Path("models/studies") / f"{model}.db"
 
 
@@ -77,6 +83,16 @@ def eval_dir(model: str) -> Path:
     return Path("metrics/eval") / model
 
 
+def predictions(model: str, split: str) -> Path:
+    """Per-review P(positive) of every seed, with the review's id, movie and label."""
+    return eval_dir(model) / ("predictions.parquet" if split == "test" else f"{split}_predictions.parquet")
+
+
+def code_manifest(model: str, stage: str) -> Path:
+    """The source files (and their hashes) that `<stage>@<model>` runs: that stage's code dependency."""
+    return Path("metrics/code") / model / f"{stage}.txt"
+
+
 REPORT_MD = Path("reports/report.md")
 REPORT_JSON = Path("metrics/report.json")
 REPORT_FIGURES = Path("reports/figures")
@@ -89,6 +105,19 @@ def write_json(path: Path, data: Any) -> None:
         json.dump(data, f, indent=2)
         f.write("\n")
     os.replace(f.name, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise UserError(f"{path}: not found (run the stage that writes it first: dvc repro)")
+    return pd.read_parquet(path)
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:

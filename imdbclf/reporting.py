@@ -1,4 +1,4 @@
-"""Cross-model comparison: the table, paired statistics on the same test reviews, and figures."""
+"""The report a person reads: the cross-model table, the statistics in words, figures, examples."""
 
 from __future__ import annotations
 
@@ -12,43 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-from scipy import stats  # noqa: E402
 
-
-def paired_bootstrap_ci(
-    labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, samples: int, confidence: float, seed: int
-) -> tuple[float, float, float]:
-    """Accuracy(a) − accuracy(b) and its percentile CI, resampling the same reviews for both."""
-    correct_a = (pred_a == labels).astype(float)
-    correct_b = (pred_b == labels).astype(float)
-    diff = correct_a - correct_b
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(diff), size=(samples, len(diff)))
-    means = diff[idx].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    return float(diff.mean()), float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
-
-
-def mcnemar_p(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> tuple[float, int, int]:
-    """Exact McNemar test: a two-sided binomial test on the reviews exactly one model gets right."""
-    a_only = int(((pred_a == labels) & (pred_b != labels)).sum())
-    b_only = int(((pred_a != labels) & (pred_b == labels)).sum())
-    if a_only + b_only == 0:
-        return 1.0, a_only, b_only
-    return float(stats.binomtest(a_only, a_only + b_only, 0.5).pvalue), a_only, b_only
-
-
-def pairwise(labels: np.ndarray, predictions: Mapping[str, np.ndarray], samples: int, confidence: float,
-             seed: int) -> list[dict]:
-    names = list(predictions)
-    rows = []
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            diff, low, high = paired_bootstrap_ci(labels, predictions[a], predictions[b], samples, confidence, seed)
-            p, a_only, b_only = mcnemar_p(labels, predictions[a], predictions[b])
-            rows.append({"a": a, "b": b, "accuracy_diff": diff, "ci_low": low, "ci_high": high,
-                         "mcnemar_p": p, "a_right_b_wrong": a_only, "b_right_a_wrong": b_only})
-    return rows
+from imdbclf.statistics import mean_std  # noqa: E402
 
 
 def most_confidently_wrong(frame: pd.DataFrame, proba: np.ndarray, n: int) -> pd.DataFrame:
@@ -108,29 +73,50 @@ def _fmt_config(config: Mapping) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items())
 
 
+def champion_statement(champion: dict) -> str:
+    """The champion in one sentence, saying plainly whether its lead is within the uncertainty."""
+    text = f"Champion (best validation accuracy): **{champion['model']}**."
+    lead = champion.get("lead")
+    if lead is None:
+        return text + " It is the only model, so there is no lead to judge."
+    interval = f"[{lead['ci_low']:+.4f}, {lead['ci_high']:+.4f}]"
+    if lead["within_uncertainty"]:
+        verdict = (f"**The lead is within the uncertainty**: the interval includes 0, so {lead['runner_up']} "
+                   "may be as good on reviews of new movies.")
+    else:
+        verdict = "The lead is larger than the uncertainty: the interval excludes 0."
+    return (f"{text} Its validation lead over the runner-up {lead['runner_up']} is {lead['diff']:+.4f}, "
+            f"{lead['level']}% CI {interval} (paired, resampling whole movies). {verdict} "
+            "Test accuracy is for reporting, not choosing.")
+
+
 def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: list[dict],
-             worst: Mapping[str, pd.DataFrame], champion: str, figures: Mapping[str, str]) -> str:
+             worst: Mapping[str, pd.DataFrame], champion: dict, figures: Mapping[str, str]) -> str:
     """The human-readable report: table, paired statistics, figures, examples, error analysis."""
-    lines = ["# IMDB sentiment: which model, and how sure are we?", ""]
-    lines += [f"Champion (best validation accuracy): **{champion}**. Test accuracy is for reporting, not choosing.", ""]
-    lines += ["| model | best hyperparameters | val accuracy | test accuracy (mean ± std over seeds) | F1 | ROC-AUC |"
-              " trainable params | train s | reviews/s |", "|---|---|---|---|---|---|---|---|---|"]
+    level = int(round(confidence * 100))
+    lines = ["# IMDB sentiment: which model, and how sure are we?", "", champion_statement(champion), ""]
+    lines += [f"| model | best hyperparameters | val accuracy [{level}% CI, by movie] | test accuracy | F1 | "
+              "ROC-AUC | trainable params | train s | reviews/s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {_fmt_config(r['config'])} | {r['val_accuracy']:.4f} | "
-            f"{r['test_accuracy']:.4f} ± {r['test_accuracy_std']:.4f} (n={r['seeds']}) | {r['f1']:.4f} | "
+            f"| {r['model']} | {_fmt_config(r['config'])} | {r['val_accuracy']:.4f} "
+            f"[{r['val_ci_low']:.4f}, {r['val_ci_high']:.4f}] | "
+            f"{mean_std(r['test_accuracy'], r['test_accuracy_std'], r['seeds'])} | {r['f1']:.4f} | "
             f"{r['roc_auc']:.4f} | {r['trainable_params']:,} | {r['train_seconds']:.0f} | "
             f"{r['reviews_per_second']:.0f} |"
         )
-    level = int(round(confidence * 100))
-    lines += ["", f"## Paired comparisons on the same test reviews ({level}% paired bootstrap CI, exact McNemar)", ""]
+    lines += ["", "Validation intervals resample whole movies: reviews of one movie are not independent "
+              "evidence. With several seeds, every seed's predictions count (per review, the fraction of seeds "
+              "right)."]
+    lines += ["", f"## Paired comparisons on the same test reviews ({level}% paired bootstrap CI, exact McNemar, "
+              "Holm-adjusted over all pairs)", ""]
     if pairs:
-        lines += ["| A − B | accuracy difference | CI | McNemar p | A right, B wrong | B right, A wrong |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["| A − B | accuracy difference | CI | McNemar p | Holm-adjusted p | A right, B wrong | "
+                  "B right, A wrong |", "|---|---|---|---|---|---|---|"]
         for p in pairs:
             lines.append(f"| {p['a']} − {p['b']} | {p['accuracy_diff']:+.4f} | "
                          f"[{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] | {p['mcnemar_p']:.3g} | "
-                         f"{p['a_right_b_wrong']} | {p['b_right_a_wrong']} |")
+                         f"{p['mcnemar_p_holm']:.3g} | {p['a_right_b_wrong']} | {p['b_right_a_wrong']} |")
     else:
         lines.append("Only one model ran: nothing to compare.")
     lines += ["", "## Figures", ""]

@@ -31,7 +31,7 @@ def tracking_uri(params: Params) -> str:
     return f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
-def _with_retries(fn, attempts: int = 8):
+def with_retries(fn, attempts: int = 8):
     """SQLite allows one writer: parallel queue workers retry briefly instead of failing."""
     for attempt in range(attempts):
         try:
@@ -55,7 +55,7 @@ def setup(params: Params) -> str:
     """Point MLflow at the store and make sure the experiment exists; return its id."""
     uri = tracking_uri(params)
     if uri.startswith("sqlite:///"):
-        _with_retries(lambda: _enable_wal(uri))
+        with_retries(lambda: _enable_wal(uri))
     mlflow.set_tracking_uri(uri)
     os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "60")
     name = params.tracking.experiment
@@ -73,7 +73,7 @@ def setup(params: Params) -> str:
         except mlflow.exceptions.MlflowException:  # another worker created it first
             return client.get_experiment_by_name(name).experiment_id
 
-    experiment_id = _with_retries(get_or_create)
+    experiment_id = with_retries(get_or_create)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -114,12 +114,12 @@ def log_params(values: Mapping[str, Any]) -> None:
     flat = {k: str(v)[:6000] for k, v in flatten(values).items()}
     items = list(flat.items())
     for i in range(0, len(items), 100):
-        _with_retries(lambda chunk=dict(items[i : i + 100]): mlflow.log_params(chunk))
+        with_retries(lambda chunk=dict(items[i : i + 100]): mlflow.log_params(chunk))
 
 
 def log_metrics(values: Mapping[str, float], step: int | None = None) -> None:
     clean = {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
-    _with_retries(lambda: mlflow.log_metrics(clean, step=step))
+    with_retries(lambda: mlflow.log_metrics(clean, step=step))
 
 
 def log_metrics_at_step(step: int, values: Mapping[str, float]) -> None:
@@ -128,7 +128,7 @@ def log_metrics_at_step(step: int, values: Mapping[str, float]) -> None:
 
 
 def log_dict(data: Any, artifact_file: str) -> None:
-    _with_retries(lambda: mlflow.log_dict(data, artifact_file))
+    with_retries(lambda: mlflow.log_dict(data, artifact_file))
 
 
 def log_reused_trial(model: str, result) -> None:
@@ -145,7 +145,7 @@ def log_reused_trial(model: str, result) -> None:
 @contextlib.contextmanager
 def _run(name: str, tags: Mapping[str, str], nested: bool = False) -> Iterator[mlflow.ActiveRun]:
     """A run that ends FINISHED, FAILED (an exception) or KILLED (Ctrl-C / SIGINT)."""
-    run = _with_retries(lambda: mlflow.start_run(run_name=name, nested=nested, tags=dict(tags)))
+    run = with_retries(lambda: mlflow.start_run(run_name=name, nested=nested, tags=dict(tags)))
     status = "FAILED"
     try:
         yield run
@@ -154,7 +154,7 @@ def _run(name: str, tags: Mapping[str, str], nested: bool = False) -> Iterator[m
         status = "KILLED"
         raise
     finally:
-        _with_retries(lambda: mlflow.end_run(status=status))
+        with_retries(lambda: mlflow.end_run(status=status))
 
 
 @contextlib.contextmanager
@@ -177,13 +177,4 @@ def child_run(name: str, tags: Mapping[str, str] | None = None) -> Iterator[mlfl
 
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:
-    _with_retries(lambda: mlflow.log_artifact(str(path), artifact_path))
-
-
-def set_champion(registered_model: str, version: str | int, prefix: str, alias: str = "champion") -> None:
-    """Point the alias at this version; the other `<prefix>*` models lose it (one champion overall)."""
-    client = MlflowClient()
-    for model in client.search_registered_models(filter_string=f"name LIKE '{prefix}%'"):
-        if alias in (model.aliases or {}) and model.name != registered_model:
-            client.delete_registered_model_alias(model.name, alias)
-    client.set_registered_model_alias(registered_model, alias, str(version))
+    with_retries(lambda: mlflow.log_artifact(str(path), artifact_path))

@@ -10,6 +10,8 @@ import tensorflow as tf
 import tf_keras as keras
 from pydantic import BaseModel, ConfigDict, Field
 
+from imdbclf.families import best_epoch
+
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 # Weights that AdamW leaves undecayed, as tf-models-official's create_optimizer does.
 NO_DECAY = ("LayerNorm", "layer_norm", "bias")
@@ -90,3 +92,20 @@ class EpochCallback(keras.callbacks.Callback):
         values["examples_per_second"] = self.examples / max(seconds, 1e-9)
         values["epoch_seconds"] = float(seconds)
         self.log(epoch + 1, values)
+
+
+class BestEpochStopping(keras.callbacks.Callback):
+    """Early stopping by the pipeline's one best-epoch rule (`families.best_epoch`), not Keras' own
+    (strict improvement in one metric), so that the epoch it keeps is the epoch the metrics describe."""
+
+    def __init__(self, patience: int):
+        super().__init__()
+        self.patience = patience
+        self.history: dict[str, list[float]] = {"val_accuracy": [], "val_loss": []}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in self.history:
+            self.history[key].append(float((logs or {})[key]))
+        best = best_epoch(self.history)
+        if epoch > best and epoch - best >= self.patience:
+            self.model.stop_training = True

@@ -1,9 +1,10 @@
 """The hyperparameter search: an Optuna study over a grid, explored one factor at a time or whole.
 
 Trials are stored in a persistent Optuna study, each tagged with a *reuse key* — a hash of
-everything a result depends on besides its own hyperparameters (data, the family's settings,
-epochs, code version). A finished trial with the same key and config is reused instead of
-retrained, so an interrupted tune resumes where it stopped, and stale results are never reused.
+everything a result depends on besides its own hyperparameters (data, the family's validated
+settings, epochs, the code the trial runs, precision and device). A finished trial with the same
+key and config is reused instead of retrained, so an interrupted tune resumes where it stopped,
+and stale results are never reused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+from imdbclf import families, sources
+from imdbclf.data import sha256_of
+from imdbclf.families import Family
+from imdbclf.params import ModelParams
+
+TUNE_STAGE = Path("stages/tune.py")
 
 
 @dataclass
@@ -40,60 +46,84 @@ class TrialResult:
 TrainFn = Callable[[int, dict[str, Any]], tuple[float, float, float, str | None, dict]]
 
 
-def code_version() -> str:
-    """Hash of the package's source: a code change invalidates earlier trials."""
-    digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def reuse_key(**depends_on: Any) -> str:
     return hashlib.sha256(json.dumps(depends_on, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def trial_key(family: Family, section: ModelParams, data_files: list[Path]) -> str:
+    """Everything a trial's result depends on besides its hyperparameters: the data, the family's
+    settings with defaults filled in (writing a default out changes nothing), the tuning budget, the
+    code the trial runs (its family and what that imports, and the tune stage) and what training
+    resolves at run time (device, precision: `mixed_precision: auto` differs on a GPU)."""
+    code = sources.closure(families.family_module(section.family)) + [TUNE_STAGE]
+    tune = section.tune
+    return reuse_key(data=[sha256_of(path) for path in data_files], family=section.family,
+                     model=family.config.model_dump(), epochs=tune.epochs, max_train=tune.max_train, seed=tune.seed,
+                     code=sources.digest(code), runtime=family.runtime())
 
 
 def grid_configs(grid: dict[str, list]) -> list[dict[str, Any]]:
     return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
 
 
-def open_study(storage_file: Path, name: str, grid: dict[str, list]) -> optuna.Study:
-    """The study of this grid; Optuna fixes a parameter's choices per study, so each grid gets its own
-    study in the model's storage file (finished trials are still found across all of them)."""
-    storage_file.parent.mkdir(parents=True, exist_ok=True)
+def open_storage(path: Path) -> optuna.storages.BaseStorage:
+    path.parent.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(logging.WARNING)
-    storage = optuna.storages.RDBStorage(
-        f"sqlite:///{storage_file.resolve()}", engine_kwargs={"connect_args": {"timeout": 60}}
-    )
+    return optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}",
+                                      engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def open_study(storage: optuna.storages.BaseStorage, name: str, grid: dict[str, list]) -> optuna.Study:
+    """The study of this grid; Optuna fixes a parameter's choices per study, so each grid gets its own
+    study in the model's storage (finished trials are still found across all of them)."""
     space = hashlib.sha256(json.dumps(grid, sort_keys=True).encode()).hexdigest()[:8]
     return optuna.create_study(study_name=f"{name}-{space}", storage=storage, direction="maximize",
                                load_if_exists=True)
 
 
+def finished_trials(storage: optuna.storages.BaseStorage, key: str) -> dict[str, optuna.trial.FrozenTrial]:
+    """Completed trials with this reuse key in any study of the storage, by config: read once per run."""
+    found = {}
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if trial.user_attrs.get("reuse_key") == key:
+                found.setdefault(trial.user_attrs["config"], trial)
+    return found
+
+
+def config_label(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
 class Search:
     """Runs configs through the study, reusing finished trials with the same key and config."""
 
-    def __init__(self, study: optuna.Study, grid: dict[str, list], key: str, train: TrainFn):
+    def __init__(self, study: optuna.Study, grid: dict[str, list], key: str, train: TrainFn,
+                 finished: dict[str, optuna.trial.FrozenTrial] | None = None):
         self.study, self.grid, self.key, self.train = study, grid, key, train
+        self.finished = dict(finished or {})
         self.results: dict[str, TrialResult] = {}
 
-    def _finished(self, config: dict[str, Any]) -> optuna.trial.FrozenTrial | None:
-        """A completed trial of this config and key, in any study of the storage."""
-        wanted = json.dumps(config, sort_keys=True)
-        storage = self.study._storage
-        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-            study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                if trial.user_attrs.get("reuse_key") == self.key and trial.user_attrs.get("config") == wanted:
-                    return trial
-        return None
+    def _ask(self, config: dict[str, Any]) -> optuna.trial.Trial:
+        """The trial enqueued for `config`. Optuna hands out waiting trials oldest first, so one left
+        by a process killed between enqueue and ask comes out first: it is failed, never trained
+        under this config."""
+        self.study.enqueue_trial(config, skip_if_exists=False)
+        distributions = {k: CategoricalDistribution(v) for k, v in self.grid.items()}
+        while True:
+            trial = self.study.ask(distributions)
+            if trial.params == config:
+                return trial
+            trial.set_user_attr("failed_because", "left waiting by a process that stopped before training it")
+            self.study.tell(trial, state=TrialState.FAIL)
 
     def evaluate(self, config: dict[str, Any]) -> TrialResult:
-        label = json.dumps(config, sort_keys=True)
+        label = config_label(config)
         if label in self.results:
             return self.results[label]
         number = len(self.results)
-        done = self._finished(config)
+        done = self.finished.get(label)
         if done is not None:
             result = TrialResult(
                 number, config, done.value, done.user_attrs["val_loss"], done.user_attrs["seconds"],
@@ -101,8 +131,7 @@ class Search:
                 history=done.user_attrs.get("history", {}),
             )
         else:
-            self.study.enqueue_trial(config, skip_if_exists=False)
-            trial = self.study.ask({k: CategoricalDistribution(v) for k, v in self.grid.items()})
+            trial = self._ask(config)
             trial.set_user_attr("reuse_key", self.key)
             trial.set_user_attr("config", label)
             try:
@@ -128,12 +157,6 @@ class Search:
                 phase = [self.evaluate({**best, key: value}) for value in values]
                 best = best_of(phase).config
         return list(self.results.values())
-
-
-def best_epoch(history: dict[str, list[float]]) -> int:
-    """Index of the epoch with the best validation accuracy (the one early stopping would keep)."""
-    accuracy = history["val_accuracy"]
-    return max(range(len(accuracy)), key=lambda i: (accuracy[i], -history["val_loss"][i], -i))
 
 
 def best_of(results: list[TrialResult]) -> TrialResult:

@@ -1,43 +1,55 @@
 """evaluate@<model>: test metrics of every retrained seed (and their mean ± std), ROC and confusion
-data for `dvc plots`, per-review predictions for the report, and the example reviews scored."""
+data for `dvc plots`, per-review test and validation predictions for the report, and the example
+reviews scored. The saved models are scored on validation too: those numbers must be the ones
+retrain reported for the best epoch."""
 
 import argparse
 
 import pandas as pd
 
-from imdbclf import evaluation, families, params, paths, tracking
+from imdbclf import evaluation, families, params, paths, statistics, tracking
 from imdbclf.errors import exit_on_user_error
 
-SUMMARIZED = ("accuracy", "loss", "precision", "recall", "f1", "roc_auc", "reviews_per_second")
+SUMMARIZED = ("accuracy", "loss", "precision", "recall", "f1", "roc_auc", "reviews_per_second", "val_accuracy",
+              "val_loss")
 
 
 @exit_on_user_error
 def main(model: str) -> None:
     p = params.load()
     section = p.model(model)
-    test = paths.load_split("test")
+    test, val = paths.load_split("test"), paths.load_split("val")
     out = paths.eval_dir(model)
     out.mkdir(parents=True, exist_ok=True)
     with tracking.stage_run(p, f"evaluate@{model}", {"model": model, "evaluate": p.evaluate.model_dump()}):
-        per_seed, predictions = [], pd.DataFrame({"id": test.ids, "label": test.labels})
+        per_seed = []
+        predictions = {split.name: pd.DataFrame({"id": split.ids, "movie": split.movies, "label": split.labels})
+                       for split in (test, val)}
         for i, seed in enumerate(section.retrain.seeds):
             family = families.load(paths.seed_dir(model, seed))
             proba, speed = evaluation.timed_predict(family, test.texts, p.evaluate.batch_size)
+            # the saved model on validation: the numbers retrain reported for its best epoch, reproduced
+            val_proba = family.predict_proba(val.texts, p.evaluate.batch_size)
+            val_scores = evaluation.classification_metrics(val.labels, val_proba)
             scores = {"seed": seed, **evaluation.classification_metrics(test.labels, proba),
-                      "reviews_per_second": speed}
+                      "reviews_per_second": speed, "val_accuracy": val_scores["accuracy"],
+                      "val_loss": val_scores["loss"]}
             per_seed.append(scores)
-            predictions[f"proba_seed_{seed}"] = proba
+            predictions["test"][f"proba_seed_{seed}"] = proba
+            predictions["val"][f"proba_seed_{seed}"] = val_proba
             if i == 0:
                 first, examples = proba, family.predict_proba(p.evaluate.examples) if p.evaluate.examples else []
         result = {**evaluation.summarize_seeds(per_seed, SUMMARIZED),
-                  "confusion_matrix": per_seed[0]["confusion_matrix"], "seeds": per_seed, "test_reviews": len(test)}
+                  "confusion_matrix": per_seed[0]["confusion_matrix"], "seeds": per_seed, "test_reviews": len(test),
+                  "val_reviews": len(val)}
         scored = [{"text": text, "probability": float(prob), "label": "positive" if prob >= 0.5 else "negative"}
                   for text, prob in zip(p.evaluate.examples, examples)]
 
         pd.DataFrame(evaluation.roc_points(test.labels, first)).to_csv(out / "roc.csv", index=False)
         pd.DataFrame({"actual": test.labels, "predicted": (first >= 0.5).astype(int)}).to_csv(
             out / "confusion.csv", index=False)
-        paths.write_parquet(predictions, out / "predictions.parquet")
+        paths.write_parquet(predictions["test"], paths.predictions(model, "test"))
+        paths.write_parquet(predictions["val"], paths.predictions(model, "val"))
         paths.write_json(out / "examples.json", scored)
         paths.write_json(paths.eval_metrics(model), result)
 
@@ -45,7 +57,10 @@ def main(model: str) -> None:
         for name in ("roc.csv", "examples.json"):
             tracking.log_artifact(out / name)
         tracking.log_artifact(paths.eval_metrics(model))
-        print(f"evaluate@{model}: test accuracy {result['accuracy']:.4f} ± {result['accuracy_std']:.4f}, "
+        print(f"evaluate@{model}: saved model on validation: accuracy {result['val_accuracy']:.4f}, "
+              f"loss {result['val_loss']:.4f}")
+        accuracy = statistics.mean_std(result["accuracy"], result["accuracy_std"], len(per_seed))
+        print(f"evaluate@{model}: test accuracy {accuracy}, "
               f"F1 {result['f1']:.4f}, ROC-AUC {result['roc_auc']:.4f}, {result['reviews_per_second']:.0f} reviews/s")
         for row in scored:
             print(f"  {row['probability']:.3f} {row['label']:8s} {row['text'][:70]}")

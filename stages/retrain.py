@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imdbclf import families, params, paths, serving, tracking, tuning
+from imdbclf import families, params, paths, registry, serving, tracking
 from imdbclf.errors import exit_on_user_error
 
 
@@ -36,7 +36,7 @@ def main(model: str) -> None:
                     checkpoint_dir=paths.checkpoints(model, seed), on_epoch_end=tracking.log_metrics_at_step))
                 seconds = time.perf_counter() - started
                 family.save(paths.seed_dir(model, seed))
-                epoch = tuning.best_epoch(history)
+                epoch = families.best_epoch(history)
                 run = {"seed": seed, "best_epoch": epoch + 1, "epochs_run": len(history["val_accuracy"]),
                        "val_accuracy": history["val_accuracy"][epoch], "val_loss": history["val_loss"][epoch],
                        "train_seconds": seconds, "trainable_params": family.trainable_params()}
@@ -50,6 +50,7 @@ def main(model: str) -> None:
                 tracking.log_artifact(paths.history(model))
                 registered = p.tracking.registered_model_prefix + model
                 info = serving.log_model(paths.seed_dir(model, seed), registered, Path("requirements.txt"))
+                registry.tag_version(registered, info.registered_model_version, tracking.run_tags(f"retrain@{model}"))
         summary = {"config": best["config"], "seeds": runs,
                    "val_accuracy": sum(r["val_accuracy"] for r in runs) / len(runs),
                    "train_seconds": sum(r["train_seconds"] for r in runs) / len(runs),

@@ -1,4 +1,5 @@
-"""split: stratified train/validation split of the training reviews; test untouched → parquet."""
+"""split: stratified train/validation split of the training reviews, grouped by movie so that
+validation, like the official test set, holds movies never seen in training; test untouched → parquet."""
 
 from imdbclf import data, params, paths, tracking
 from imdbclf.errors import exit_on_user_error
@@ -9,11 +10,13 @@ def main() -> None:
     p = params.load()
     s = p.split
     with tracking.stage_run(p, "split", {"split": s.model_dump()}):
-        train, val = data.split_train_val(data.read_reviews(paths.RAW, "train"), s.val_fraction, s.seed)
+        grouped = s.group_by == "movie"
+        train, val = data.split_train_val(data.read_reviews(paths.RAW, "train", movies_required=grouped),
+                                          s.val_fraction, s.seed, s.group_by)
         splits = {
             "train": data.stratified_sample(train, s.max_train, s.seed),
             "val": data.stratified_sample(val, s.max_val, s.seed),
-            "test": data.stratified_sample(data.read_reviews(paths.RAW, "test"), s.max_test, s.seed),
+            "test": data.stratified_sample(data.read_reviews(paths.RAW, "test", grouped), s.max_test, s.seed),
         }
         paths.PREPARED.mkdir(parents=True, exist_ok=True)
         for name, frame in splits.items():
@@ -23,6 +26,8 @@ def main() -> None:
         tracking.log_metrics({f"{name}_count": v["count"] for name, v in stats["splits"].items()})
         tracking.log_metrics({f"duplicates_within_{k}": v for k, v in stats["duplicates"]["within"].items()})
         tracking.log_metrics({f"duplicates_across_{k}": v for k, v in stats["duplicates"]["across"].items()})
+        for pair, shared in stats.get("movies", {}).get("shared", {}).items():
+            tracking.log_metrics({f"movies_shared_{pair}": shared})
         tracking.log_dict(stats, "data.json")
         print("split: " + ", ".join(f"{k} {v['count']}" for k, v in stats["splits"].items()))
 

@@ -8,7 +8,7 @@ changed, so an interrupted tune resumes instead of starting over.
 import argparse
 import time
 
-from imdbclf import data, families, params, paths, tracking, tuning
+from imdbclf import families, params, paths, tracking, tuning
 from imdbclf.errors import exit_on_user_error
 
 
@@ -21,11 +21,7 @@ def main(model: str) -> None:
     val = paths.load_split("val")
     trial_train = train.subsample(tune.max_train, tune.seed)
     family = families.create(model, section)
-    key = tuning.reuse_key(
-        data=[data.sha256_of(paths.prepared("train")), data.sha256_of(paths.prepared("val"))],
-        family=section.family, model=section.model, epochs=tune.epochs, max_train=tune.max_train,
-        seed=tune.seed, code=tuning.code_version(),
-    )
+    key = tuning.trial_key(family, section, [paths.prepared("train"), paths.prepared("val")])
 
     def train_trial(number: int, config: dict):
         hp = families.hyperparameters(model, section, config)
@@ -36,7 +32,7 @@ def main(model: str) -> None:
             history = family.fit(trial_train, val, hp, families.FitOptions(
                 epochs=tune.epochs, seed=tune.seed, on_epoch_end=tracking.log_metrics_at_step))
             seconds = time.perf_counter() - started
-            best = tuning.best_epoch(history)
+            best = families.best_epoch(history)
             tracking.log_metrics({"best_val_accuracy": history["val_accuracy"][best],
                                   "best_val_loss": history["val_loss"][best], "best_epoch": best + 1,
                                   "seconds": seconds})
@@ -44,8 +40,9 @@ def main(model: str) -> None:
 
     logged = {"model": model, "family": section.family, "tune": tune.model_dump(), "model_config": section.model}
     with tracking.stage_run(p, f"tune@{model}", logged):
-        study = tuning.open_study(paths.study(model), model, tune.grid)
-        search = tuning.Search(study, tune.grid, key, train_trial)
+        storage = tuning.open_storage(paths.study_storage(model))
+        search = tuning.Search(tuning.open_study(storage, model, tune.grid), tune.grid, key, train_trial,
+                               tuning.finished_trials(storage, key))
         results = search.run(tune.strategy)
         for result in results:
             if result.reused:

@@ -14,7 +14,7 @@ def test_fetch_archive_keeps_labelled_reviews_only(tmp_path):
     out = tmp_path / "raw"
     assert data.fetch(str(archive), out) == 20
     assert sorted(p.name for p in out.iterdir()) == ["test", "train"]
-    assert sorted(p.name for p in (out / "train").iterdir()) == ["neg", "pos"]
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["neg", "pos", "urls_neg.txt", "urls_pos.txt"]
     assert len(list((out / "test" / "pos").glob("*.txt"))) == 5
 
 
@@ -95,7 +95,7 @@ def test_split_is_stratified_and_reports_duplicates(tmp_path):
     data.fetch(str(tmp_path / "src"), tmp_path / "raw")
     train = data.read_reviews(tmp_path / "raw", "train")
     test = data.read_reviews(tmp_path / "raw", "test")
-    fit, val = data.split_train_val(train, 0.25, seed=1)
+    fit, val = data.split_train_val(train, 0.25, seed=1, group_by="none")
     assert len(fit) == 30 and len(val) == 10
     assert fit["label"].sum() == 15 and val["label"].sum() == 5
     assert not set(fit["id"]) & set(val["id"])
@@ -109,3 +109,26 @@ def test_stratified_subsample_keeps_balance():
     labels = pd.Series([0] * 50 + [1] * 50).to_numpy()
     keep = data.stratified_indices(labels, 10, seed=0)
     assert len(keep) == 10 and labels[keep].sum() == 5
+
+
+def test_split_by_movie_keeps_each_movie_on_one_side(tmp_path):
+    write_tree(tmp_path / "src", 30)
+    data.fetch(str(tmp_path / "src"), tmp_path / "raw")
+    train = data.read_reviews(tmp_path / "raw", "train", movies_required=True)
+    assert train["movie"].nunique() == 10  # three reviews of each class per movie
+    fit, val = data.split_train_val(train, 0.2, seed=3)
+    assert not set(fit["movie"]) & set(val["movie"])
+    assert len(val) == 12 and val["label"].sum() == 6  # two whole movies: stratified as well
+    stats = data.split_stats({"train": fit, "val": val, "test": data.read_reviews(tmp_path / "raw", "test")})
+    assert stats["movies"]["shared"] == {"train-val": 0, "train-test": 0, "val-test": 0}
+    assert stats["movies"]["per_split"] == {"train": 8, "val": 2, "test": 10}
+    random_fit, random_val = data.split_train_val(train, 0.2, seed=3, group_by="none")
+    assert set(random_fit["movie"]) & set(random_val["movie"])  # what grouping prevents
+
+
+def test_a_source_without_movie_lists_needs_group_by_none(tmp_path):
+    write_tree(tmp_path / "src", 4, movies=False)
+    data.fetch(str(tmp_path / "src"), tmp_path / "raw")
+    with pytest.raises(UserError, match=r"train/urls_neg.txt: missing.*split.group_by: none"):
+        data.read_reviews(tmp_path / "raw", "train", movies_required=True)
+    assert data.read_reviews(tmp_path / "raw", "train")["movie"].isna().all()

@@ -48,3 +48,47 @@ def test_family_learns_saves_and_reloads_in_a_fresh_process(tmp_path, params_dic
     reloaded = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
     np.testing.assert_allclose(reloaded, expected, atol=1e-6)
     assert reloaded[-2] > 0.5 > reloaded[-1]
+
+
+def test_best_epoch_on_a_tie_is_the_epoch_saved_and_reported(tmp_path, params_dict):
+    """A learning rate so small that validation accuracy never moves while validation loss keeps
+    falling: every epoch ties on accuracy. The one rule (ties go to the lower loss) names the epoch
+    whose numbers are reported, and the saved model must be exactly that epoch's."""
+    p = params.parse(params_dict)
+    section = p.model("lstm")
+    family = families.create("lstm", section)
+    train, val = splits()
+    hp = families.hyperparameters("lstm", section, {"optimizer": "sgd", "batch_size": 8, "learning_rate": 0.003})
+    history = family.fit(train, val, hp, families.FitOptions(epochs=3, seed=0, patience=1,
+                                                             checkpoint_dir=tmp_path / "checkpoints", verbose=0))
+    assert len(set(history["val_accuracy"])) == 1 and len(history["val_accuracy"]) >= 2  # a tie
+    best = families.best_epoch(history)
+    assert history["val_loss"][best] < history["val_loss"][0]  # the rule picks a later epoch
+    family.save(tmp_path / "model")
+    script = (
+        "import json, sys; from pathlib import Path; import numpy as np; "
+        "from imdbclf import evaluation, families; "
+        f"f = families.load(Path({str(tmp_path / 'model')!r})); data = json.loads(sys.stdin.read()); "
+        "m = evaluation.classification_metrics(np.array(data['labels']), f.predict_proba(data['texts'])); "
+        "print(json.dumps([m['accuracy'], m['loss'], f.trainable_params()]))"
+    )
+    payload = json.dumps({"texts": list(val.texts), "labels": val.labels.tolist()})
+    out = subprocess.run([sys.executable, "-c", script], input=payload, capture_output=True, text=True, cwd=REPO,
+                         check=True)
+    accuracy, loss, trainable = json.loads(out.stdout.strip().splitlines()[-1])
+    assert accuracy == pytest.approx(history["val_accuracy"][best], abs=1e-9)
+    assert loss == pytest.approx(history["val_loss"][best], abs=3e-6)  # epochs differ by ~1.5e-5
+    assert trainable == family.trainable_params() > 0  # a reloaded model knows its size
+
+
+def test_early_stopping_follows_the_best_epoch_rule():
+    from imdbclf.training import BestEpochStopping
+
+    class Model:
+        stop_training = False
+
+    stopper = BestEpochStopping(patience=1)
+    stopper.set_model(Model())
+    for epoch, (acc, loss) in enumerate([(0.8, 0.5), (0.8, 0.4), (0.8, 0.45)]):
+        stopper.on_epoch_end(epoch, {"val_accuracy": acc, "val_loss": loss})
+        assert stopper.model.stop_training == (epoch == 2)  # epoch 1 tied but lower loss: a new best

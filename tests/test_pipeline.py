@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from bench.common import make_project
@@ -38,11 +39,16 @@ def test_outputs(project):
     data = json.loads((project / "metrics/data.json").read_text())
     assert data["splits"]["train"]["count"] == 48 and data["splits"]["val"]["count"] == 12
     assert data["splits"]["test"]["count"] == 60
+    assert data["movies"]["shared"]["train-val"] == 0 and data["movies"]["per_split"]["val"] == 2
     for model, trials in (("lstm", 2), ("tfidf_logreg", 2), ("bert_small", 2)):
         tune = json.loads((project / f"metrics/tune/{model}.json").read_text())
         assert len(tune["trials"]) == trials and tune["best"]["config"]
         evaluation = json.loads((project / f"metrics/eval/{model}.json").read_text())
         assert {"accuracy", "loss", "f1", "roc_auc", "confusion_matrix", "reviews_per_second"} <= set(evaluation)
+        # the saved model reproduces, on validation, the numbers retrain reported for its best epoch
+        retrain = json.loads((project / f"metrics/retrain/{model}.json").read_text())
+        assert evaluation["val_accuracy"] == pytest.approx(retrain["val_accuracy"], abs=1e-9), model
+        assert evaluation["val_loss"] == pytest.approx(retrain["seeds"][0]["val_loss"], abs=1e-4), model
         assert (project / f"models/{model}/seed_0/family.json").exists()
         assert (project / f"metrics/eval/{model}/roc.csv").exists()
         examples = json.loads((project / f"metrics/eval/{model}/examples.json").read_text())
@@ -97,14 +103,21 @@ def test_report_compares_models_and_names_a_champion(project):
     assert len(report["pairs"]) == 3
     for pair in report["pairs"]:
         assert pair["ci_low"] <= pair["accuracy_diff"] <= pair["ci_high"] and 0 <= pair["mcnemar_p"] <= 1
+        assert pair["mcnemar_p"] <= pair["mcnemar_p_holm"] <= 1
+    for row in report["models"]:
+        assert row["val_ci_low"] <= row["val_accuracy"] <= row["val_ci_high"]
+    lead = report["champion_lead"]
+    assert lead["within_uncertainty"] == (lead["ci_low"] <= 0)
     text = (project / "reports/report.md").read_text()
-    for needle in ("| model |", "McNemar", "figures/history.png", "most confidently wrong", "The movie was great!"):
+    for needle in ("| model |", "McNemar", "Holm-adjusted p", "CI, by movie", "(1 seed)", "figures/history.png",
+                   "most confidently wrong", "The movie was great!", "within the uncertainty"
+                   if lead["within_uncertainty"] else "larger than the uncertainty"):
         assert needle in text
     for figure in ("history", "tuning", "roc"):
         assert (project / f"reports/figures/{figure}.png").stat().st_size > 1000
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    champion = client.get_model_version_by_alias(f"imdb-{report['champion']}", "champion")
-    assert champion.version
+    champion = client.get_model_version_by_alias("imdb-champion", "champion")
+    assert champion.tags["source_model"] == f"imdb-{report['champion']}"
 
 
 def test_predict_with_champion_and_model_dir_agree(project):
@@ -129,8 +142,7 @@ def free_port() -> int:
 def test_mlflow_serves_the_champion_on_raw_text(project):
     import urllib.request
 
-    report = json.loads((project / "metrics/report.json").read_text())
-    uri = f"models:/imdb-{report['champion']}@champion"
+    uri = "models:/imdb-champion@champion"
     port = free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
@@ -160,7 +172,50 @@ def test_mlflow_serves_the_champion_on_raw_text(project):
     assert [row["label"] for row in answer] == [1, 0]
 
 
+def ran_stages(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def test_edits_rerun_exactly_the_stages_whose_code_changed(project):
+    with open(project / "imdbclf/reporting.py", "a") as f:
+        f.write("# an edit to the report\n")
+    assert ran_stages(run(["dvc", "repro"], project).stdout) == {"report"}
+
+    with open(project / "imdbclf/families/lstm.py", "a") as f:
+        f.write("# an edit to the LSTM family\n")
+    ran = ran_stages(run(["dvc", "repro"], project).stdout)
+    assert {"tune@lstm", "retrain@lstm", "evaluate@lstm", "report"} <= ran
+    assert not {s for s in ran if not s.startswith("code@")} - {"tune@lstm", "retrain@lstm", "evaluate@lstm",
+                                                                    "report"}
+    tune = json.loads((project / "metrics/tune/lstm.json").read_text())
+    assert not any(trial["reused"] for trial in tune["trials"])  # the family's code changed: trials retrain
+
+    archive = Path(yaml.safe_load((project / "params.yaml").read_text())["data"]["source"])
+    original = archive.read_bytes()
+    try:
+        write_archive(archive, per_class=30, seed=7)  # the same path, other reviews
+        status = json.loads(run(["dvc", "status", "--json", "fetch"], project).stdout)
+        assert "fetch" in status and any("changed deps" in entry for entry in status["fetch"])
+    finally:
+        archive.write_bytes(original)
+    assert json.loads(run(["dvc", "status", "--json", "fetch"], project).stdout) == {}
+
+
+def test_two_reports_promoting_at_once_leave_one_champion(project):
+    script = ("import sys; from imdbclf import params, registry, tracking; p = params.load(); tracking.setup(p)\n"
+              "for _ in range(4): registry.promote('imdb-', sys.argv[1])")
+    procs = [subprocess.Popen([sys.executable, "-c", script, model], cwd=project,
+                              env={**os.environ, "MLFLOW_TRACKING_URI": ""}) for model in ("lstm", "tfidf_logreg")]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    assert list(client.get_registered_model("imdb-champion").aliases) == ["champion"]
+    for model in ("lstm", "tfidf_logreg", "bert_small"):
+        assert "champion" not in client.get_registered_model(f"imdb-{model}").aliases
+
+
 def test_queued_experiments_with_two_workers_share_one_store(project):
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    before = client.get_model_version_by_alias("imdb-champion", "champion").version
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "baseline results"], project)
     for c in ("0.5", "8.0"):  # two suffice for two workers; the README's loop queues more
@@ -185,3 +240,9 @@ def test_queued_experiments_with_two_workers_share_one_store(project):
         assert {"tune@tfidf_logreg", "retrain@tfidf_logreg", "evaluate@tfidf_logreg", "report"} <= stages, name
         assert all(r.info.status == "FINISHED" for r in mine)
     assert not (project / ".dvc" / "tmp" / "exps" / "mlflow.db").exists()
+    # a queued experiment registers its models but never moves the champion; promote does, deliberately
+    assert client.get_model_version_by_alias("imdb-champion", "champion").version == before
+    name = sorted(names)[0]
+    run(["python", "-m", "imdbclf", "promote", "tfidf_logreg", "--experiment", name], project)
+    champion = client.get_model_version_by_alias("imdb-champion", "champion")
+    assert champion.tags["dvc.exp_name"] == name and champion.tags["source_model"] == "imdb-tfidf_logreg"

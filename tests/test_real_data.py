@@ -15,10 +15,12 @@ def test_real_archive_fetch_and_split(tmp_path):
     for split in ("train", "test"):
         for label in ("pos", "neg"):
             assert len(list((raw / split / label).glob("*.txt"))) == 12_500
-    train = data.read_reviews(raw, "train")
+    train = data.read_reviews(raw, "train", movies_required=True)
     fit, val = data.split_train_val(train, 0.2, seed=42)
     assert (len(fit), len(val)) == (20_000, 5_000)
     assert fit["label"].sum() == 10_000 and val["label"].sum() == 2_500
-    stats = data.split_stats({"train": fit, "val": val, "test": data.read_reviews(raw, "test")})
+    stats = data.split_stats({"train": fit, "val": val, "test": data.read_reviews(raw, "test", True)})
+    assert stats["movies"]["shared"]["train-val"] == 0
+    assert stats["movies"]["per_split"]["val"] > 500
     assert stats["splits"]["test"]["count"] == 25_000
     assert stats["duplicates"]["within"]["train"] > 0  # IMDB has exact duplicates: reported, not dropped

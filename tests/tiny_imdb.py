@@ -31,8 +31,20 @@ def reviews(per_class: int, seed: int = 0) -> dict[str, str]:
     return files
 
 
-def write_tree(root: Path, per_class: int = 20, seed: int = 0) -> Path:
-    for name, text in reviews(per_class, seed).items():
+def movie_urls(per_class: int, reviews_per_movie: int = 3) -> dict[str, str]:
+    """{'train/urls_pos.txt': ...}: line i names review i's movie, as in the official archive; a movie
+    has reviews of both classes, and test movies are not train movies."""
+    files = {}
+    for offset, split in ((0, "train"), (10_000, "test")):
+        for label in ("pos", "neg"):
+            lines = [f"http://www.imdb.com/title/tt{offset + i // reviews_per_movie:07d}/usercomments"
+                     for i in range(per_class)]
+            files[f"{split}/urls_{label}.txt"] = "\n".join(lines) + "\n"
+    return files
+
+
+def write_tree(root: Path, per_class: int = 20, seed: int = 0, movies: bool = True) -> Path:
+    for name, text in {**reviews(per_class, seed), **(movie_urls(per_class) if movies else {})}.items():
         path = root / "aclImdb" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -42,7 +54,7 @@ def write_tree(root: Path, per_class: int = 20, seed: int = 0) -> Path:
 
 def write_archive(path: Path, per_class: int = 20, seed: int = 0, extra: dict[str, bytes] | None = None) -> Path:
     """A .tar.gz in the official layout (plus `extra` members, e.g. an unsup review)."""
-    members = {f"aclImdb/{k}": v.encode() for k, v in reviews(per_class, seed).items()}
+    members = {f"aclImdb/{k}": v.encode() for k, v in {**reviews(per_class, seed), **movie_urls(per_class)}.items()}
     members["aclImdb/README"] = b"tiny test copy\n"
     members.update(extra or {})
     with tarfile.open(path, "w:gz") as tar:

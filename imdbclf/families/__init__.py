@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from imdbclf.data import Split
 from imdbclf.errors import UserError
 
-__all__ = ["Split", "Family", "FitOptions", "create", "load", "hyperparameters"]
+__all__ = ["Split", "Family", "FitOptions", "best_epoch", "create", "load", "hyperparameters"]
 
 # family name -> "module:Class"; imported lazily so the TF-free baseline does not load TensorFlow.
 REGISTRY = {
@@ -34,12 +34,20 @@ FAMILY_FILE = "family.json"
 EpochLogger = Callable[[int, dict], None]
 
 
+def best_epoch(history: dict[str, list[float]]) -> int:
+    """The one rule for "the best epoch" (0-based), used by early stopping, the restored weights, the
+    reported metrics and the champion alike: highest validation accuracy, ties to the lower validation
+    loss, then to the earlier epoch."""
+    accuracy, loss = history["val_accuracy"], history["val_loss"]
+    return max(range(len(accuracy)), key=lambda i: (accuracy[i], -loss[i], -i))
+
+
 @dataclass(frozen=True)
 class FitOptions:
     epochs: int
     seed: int = 0
-    patience: int | None = None  # early stopping on validation accuracy, restoring the best epoch
-    checkpoint_dir: Path | None = None  # a checkpoint per epoch
+    patience: int | None = None  # early stopping: stop after `patience` epochs without a new best epoch
+    checkpoint_dir: Path | None = None  # a checkpoint per epoch; the best epoch's is restored after fit
     on_epoch_end: EpochLogger | None = None
     verbose: int = 2
 
@@ -60,7 +68,8 @@ class Family(ABC):
 
     @abstractmethod
     def fit(self, train: Split, val: Split, hp: Strict, options: FitOptions) -> dict[str, list[float]]:
-        """Train a fresh model; return per-epoch history (loss, accuracy, val_loss, val_accuracy)."""
+        """Train a fresh model; return per-epoch history (loss, accuracy, val_loss, val_accuracy).
+        With a checkpoint_dir, the model left behind is the one of `best_epoch(history)`."""
 
     @abstractmethod
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
@@ -68,6 +77,10 @@ class Family(ABC):
 
     @abstractmethod
     def trainable_params(self) -> int: ...
+
+    def runtime(self) -> dict[str, str]:
+        """What training resolves at run time and a result depends on (device, numeric precision)."""
+        return {"device": "cpu", "precision": "float64"}
 
     @abstractmethod
     def _save(self, path: Path) -> None: ...
@@ -83,11 +96,16 @@ class Family(ABC):
         self._save(path)
 
 
-def family_class(name: str) -> type[Family]:
+def family_module(name: str) -> str:
+    """The module of a family (without importing it: the TF-free stages only need its name)."""
     if name not in REGISTRY:
         raise UserError(f"unknown model family '{name}' (known: {', '.join(sorted(REGISTRY))})")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return REGISTRY[name].split(":")[0]
+
+
+def family_class(name: str) -> type[Family]:
+    module = family_module(name)
+    return getattr(importlib.import_module(module), REGISTRY[name].split(":")[1])
 
 
 def _validate(model: type[Strict], values: dict[str, Any], where: str) -> Strict:

@@ -18,11 +18,13 @@ import tensorflow as tf
 import tf_keras as keras
 from pydantic import Field
 
-from imdbclf.families import Family, FitOptions, Split, Strict
+from imdbclf.families import Family, FitOptions, Split, Strict, best_epoch
 from imdbclf.paths import cache_dir
-from imdbclf.training import OPTIMIZERS, EpochCallback, OptimizerSettings, make_optimizer
+from imdbclf.training import OPTIMIZERS, BestEpochStopping, EpochCallback, OptimizerSettings, make_optimizer
 
 SAVED_MODEL = "saved_model"
+CHECKPOINT = "epoch-{epoch:03d}.weights.h5"
+TRAINABLE_PARAMS = "trainable_params.txt"
 
 
 class KerasHyperparameters(Strict):
@@ -74,6 +76,7 @@ class KerasFamily(Family):
         self.core: keras.Model | None = None
         self.model: keras.Model | None = None  # strings → P(positive)
         self._features: dict[str, object] = {}
+        self._trainable_params: int | None = None  # known without the core once reloaded
 
     # -- what a subclass provides
     def make_encoder(self, train_texts: np.ndarray) -> keras.layers.Layer:
@@ -143,20 +146,22 @@ class KerasFamily(Family):
             callbacks.append(EpochCallback(options.on_epoch_end, len(train)))
         if options.checkpoint_dir:
             options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            pattern = str(options.checkpoint_dir / "epoch-{epoch:03d}.weights.h5")
-            callbacks.append(keras.callbacks.ModelCheckpoint(pattern, save_weights_only=True))
+            for stale in options.checkpoint_dir.glob("epoch-*.weights.h5"):
+                stale.unlink()
+            callbacks.append(keras.callbacks.ModelCheckpoint(str(options.checkpoint_dir / CHECKPOINT),
+                                                             save_weights_only=True))
         if options.patience is not None:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_accuracy", mode="max", patience=options.patience, restore_best_weights=True
-                )
-            )
-        history = self.core.fit(
+            callbacks.append(BestEpochStopping(options.patience))
+        fitted = self.core.fit(
             train_ds, validation_data=val_ds, epochs=options.epochs, callbacks=callbacks, verbose=options.verbose
         )
+        history = {k: [float(v) for v in vs] for k, vs in fitted.history.items() if k != "lr"}
+        if options.checkpoint_dir:  # the weights of the epoch that the reported metrics describe
+            best = best_epoch(history) + 1
+            self.core.load_weights(str(options.checkpoint_dir / CHECKPOINT.format(epoch=best)))
         keras.mixed_precision.set_global_policy("float32")
         self.model = self._inference_model()
-        return {k: [float(v) for v in vs] for k, vs in history.history.items() if k != "lr"}
+        return history
 
     def _inference_model(self) -> keras.Model:
         texts = keras.Input(shape=(), dtype=tf.string, name="text")
@@ -169,18 +174,25 @@ class KerasFamily(Family):
         probs = self.model.predict(texts, batch_size=batch_size, verbose=0)
         return np.asarray(probs, dtype=np.float64).reshape(-1)
 
+    def runtime(self) -> dict[str, str]:
+        gpus = tf.config.list_physical_devices("GPU")
+        device = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "gpu") if gpus else "cpu"
+        return {"device": device, "gpus": str(len(gpus)), "precision": precision_policy(self.config.mixed_precision)}
+
     def trainable_params(self) -> int:
+        if self.core is None:
+            return self._trainable_params
         return int(sum(np.prod(w.shape) for w in self.core.trainable_weights))
 
     def _save(self, path: Path) -> None:
         self.model.save(path / SAVED_MODEL, save_format="tf", include_optimizer=False)
-        (path / "trainable_params.txt").write_text(str(self.trainable_params()))
+        (path / TRAINABLE_PARAMS).write_text(str(self.trainable_params()))
 
     @classmethod
     def _load(cls, path: Path, config: KerasConfig) -> KerasFamily:
         family = cls(config)
         family.model = keras.models.load_model(path / SAVED_MODEL, compile=False, custom_objects=cls.custom_objects())
-        family._params = int((path / "trainable_params.txt").read_text())
+        family._trainable_params = int((path / TRAINABLE_PARAMS).read_text())
         return family
 
     @classmethod

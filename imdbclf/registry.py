@@ -1,0 +1,78 @@
+"""The MLflow model registry: every retrained model is registered as `<prefix><model>`; the champion
+is the `champion` alias of one registered model, `<prefix>champion`, whose versions point at the
+models that have held the title.
+
+One registered model for the title makes "one champion at any moment" hold by construction: an
+alias names exactly one version, and moving it is a single write, so two reports promoting at once
+leave one champion (the later one), never two. Promotion is deliberate: the workspace's report
+promotes its champion, a queued experiment's report does not (`python -m imdbclf promote` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
+
+from imdbclf.errors import UserError
+from imdbclf.tracking import with_retries
+
+ALIAS = "champion"
+
+
+def champion_name(prefix: str) -> str:
+    return f"{prefix}{ALIAS}"
+
+
+def champion_uri(prefix: str) -> str:
+    return f"models:/{champion_name(prefix)}@{ALIAS}"
+
+
+def tag_version(name: str, version: str | int, tags: Mapping[str, str]) -> None:
+    client = MlflowClient()
+    for key, value in tags.items():
+        with_retries(lambda k=key, v=value: client.set_model_version_tag(name, str(version), k, v))
+
+
+def find_version(prefix: str, model: str, version: int | None = None, experiment: str | None = None) -> ModelVersion:
+    """A registered version of `<prefix><model>`: the given one, the newest of a DVC experiment, or the newest."""
+    client = MlflowClient()
+    name = f"{prefix}{model}"
+    try:
+        if version is not None:
+            return client.get_model_version(name, str(version))
+        versions = client.search_model_versions(f"name='{name}'")
+    except mlflow.exceptions.MlflowException as err:
+        raise UserError(f"registered model {name}: {str(err).splitlines()[0]}") from None
+    if experiment is not None:
+        versions = [v for v in versions if v.tags.get("dvc.exp_name") == experiment]
+    if not versions:
+        where = f" from experiment '{experiment}'" if experiment else ""
+        raise UserError(f"registered model {name} has no version{where} (run its retrain stage first)")
+    return max(versions, key=lambda v: int(v.version))
+
+
+def promote(prefix: str, model: str, version: int | None = None, experiment: str | None = None) -> ModelVersion:
+    """Make a registered version of `model` the champion; return the champion model's version."""
+    source = find_version(prefix, model, version, experiment)
+    client = MlflowClient()
+    name = champion_name(prefix)
+    try:
+        with_retries(lambda: client.create_registered_model(
+            name, description="The best model by validation accuracy; its versions point at the winners."))
+    except mlflow.exceptions.MlflowException as err:
+        if "already exists" not in str(err).lower():
+            raise
+    tags = {"model": model, "source_model": source.name, "source_version": str(source.version)}
+    same = [v for v in client.search_model_versions(f"name='{name}'")
+            if v.tags.get("source_model") == source.name and v.tags.get("source_version") == str(source.version)]
+    if same:
+        champion = same[0]
+    else:
+        champion = with_retries(lambda: client.create_model_version(
+            name, source.source, run_id=source.run_id, tags={**source.tags, **tags},
+            model_id=getattr(source, "model_id", None)))
+    with_retries(lambda: client.set_registered_model_alias(name, ALIAS, str(champion.version)))
+    return champion

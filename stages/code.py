@@ -1,0 +1,29 @@
+"""code@<model>: which source files the model's tune, retrain and evaluate stages run, with their
+hashes (metrics/code/<model>/<stage>.txt, in sha256sum's format).
+
+Those stages depend on these lists instead of the whole package, so an edit reruns exactly the
+stages whose code changed: the LSTM family's module reruns the LSTM's stages, the report's module
+none of them.
+"""
+
+import argparse
+
+from imdbclf import families, params, paths, sources
+from imdbclf.errors import exit_on_user_error
+
+MODEL_STAGES = ("tune", "retrain", "evaluate")
+
+
+@exit_on_user_error
+def main(model: str) -> None:
+    family = families.family_module(params.load().model(model).family)
+    for stage in MODEL_STAGES:
+        files = sources.closure(f"stages.{stage}", family)
+        paths.write_text(paths.code_manifest(model, stage), sources.manifest(files))
+    print(f"code@{model}: {family} and the code of {', '.join(MODEL_STAGES)} listed in metrics/code/{model}/")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", help="a name from `models:` in params.yaml")
+    main(parser.parse_args().model)
