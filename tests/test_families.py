@@ -76,7 +76,7 @@ def test_best_epoch_on_a_tie_is_the_epoch_saved_and_reported(tmp_path, params_di
     out = subprocess.run([sys.executable, "-c", script], input=payload, capture_output=True, text=True, cwd=REPO,
                          check=True)
     accuracy, loss, trainable = json.loads(out.stdout.strip().splitlines()[-1])
-    assert accuracy == pytest.approx(history["val_accuracy"][best], abs=1e-9)
+    assert accuracy == pytest.approx(history["val_accuracy"][best], abs=1e-6)  # Keras reports float32
     assert loss == pytest.approx(history["val_loss"][best], abs=3e-6)  # epochs differ by ~1.5e-5
     assert trainable == family.trainable_params() > 0  # a reloaded model knows its size
 

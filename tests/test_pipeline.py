@@ -47,7 +47,7 @@ def test_outputs(project):
         assert {"accuracy", "loss", "f1", "roc_auc", "confusion_matrix", "reviews_per_second"} <= set(evaluation)
         # the saved model reproduces, on validation, the numbers retrain reported for its best epoch
         retrain = json.loads((project / f"metrics/retrain/{model}.json").read_text())
-        assert evaluation["val_accuracy"] == pytest.approx(retrain["val_accuracy"], abs=1e-9), model
+        assert evaluation["val_accuracy"] == pytest.approx(retrain["val_accuracy"], abs=1e-6), model  # float32
         assert evaluation["val_loss"] == pytest.approx(retrain["seeds"][0]["val_loss"], abs=1e-4), model
         assert (project / f"models/{model}/seed_0/family.json").exists()
         assert (project / f"metrics/eval/{model}/roc.csv").exists()
