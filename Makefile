@@ -53,7 +53,7 @@ CPU_OVERRIDES = \
 
 # Every benchmark; each prints its figures and writes metrics/bench/<name>.json.
 # DATA: the IMDB archive (default: ../shared/data/aclImdb_v1_labeled.tar.gz beside the repo).
-BENCHES := minilm_convert input_pipeline encoder_speed encoder_vs_torch minilm_imdb
+BENCHES := minilm_convert input_pipeline encoder_speed encoder_vs_torch minilm_imdb serving
 bench: setup $(VENV)/.bench-installed
 	for b in $(BENCHES); do DATA='$(if $(findstring ://,$(DATA)),,$(SOURCE))' python -m bench.$$b || exit 1; done
 

@@ -80,9 +80,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.file:
         if not args.file.exists():
             raise UserError(f"{args.file}: no such file")
-        texts += [line.strip() for line in args.file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from imdbclf.data import decode_utf8
+
+        texts += [line.strip() for line in decode_utf8(args.file.read_bytes(), str(args.file)).splitlines()
+                  if line.strip()]
     if not texts:
         raise UserError("no reviews given: pass them as arguments or with --file")
+    from imdbclf.serving import InvalidInput, as_texts
+
+    try:
+        texts = as_texts(texts)  # the served model's checks: an empty review is a mistake, not a review
+    except InvalidInput as err:
+        raise UserError(err.reason) from None
     proba = predictor(args.model)(texts)
     rows = [{"text": t, "probability": float(p), "label": "positive" if p >= 0.5 else "negative"}
             for t, p in zip(texts, proba)]

@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
+from imdbclf import failpoints
 from imdbclf.errors import UserError
 
 SPLITS = ("train", "test")
@@ -70,7 +71,13 @@ def download(url: str, dest: Path, timeout_s: float) -> None:
         raise
 
 
-def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
+def _looks_like_html(path: Path) -> bool:
+    with open(path, "rb") as f:
+        start = f.read(512).lstrip().lower()
+    return start.startswith((b"<!doctype html", b"<html"))
+
+
+def _check_member(archive: str, member: tarfile.TarInfo) -> None:
     path = PurePosixPath(member.name)
     if path.is_absolute() or ".." in path.parts:
         raise UserError(f"{archive}: unsafe path in archive: {member.name!r}")
@@ -78,7 +85,7 @@ def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
         raise UserError(f"{archive}: links are not allowed in the archive: {member.name!r}")
 
 
-def _decode(raw: bytes, where: str) -> str:
+def decode_utf8(raw: bytes, where: str) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -92,13 +99,15 @@ def _write_file(out: Path, parts: tuple[str, ...], text: str) -> None:
     target.write_text(text, encoding="utf-8")
 
 
-def extract_archive(archive: Path, out: Path) -> int:
-    """Copy the labelled reviews of an aclImdb tar.gz into `out/<split>/<class>/`; return the count."""
+def extract_archive(archive: Path, out: Path, name: str | None = None) -> int:
+    """Copy the labelled reviews of an aclImdb tar.gz into `out/<split>/<class>/`; return the count.
+    `name` is what messages call the archive (the URL of a download, not its temp file)."""
+    name = name or str(archive)
     count = 0
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tqdm(tar, desc="extract", unit=" files", mininterval=1.0):
-                _check_member(archive, member)
+                _check_member(name, member)
                 folder = CLASS_FOLDER.match(member.name)
                 if folder and member.isdir():  # so that an empty class folder is reported as such
                     (out / folder[1] / folder[2]).mkdir(parents=True, exist_ok=True)
@@ -106,10 +115,11 @@ def extract_archive(archive: Path, out: Path) -> int:
                 if not (match and member.isfile()):
                     continue
                 raw = tar.extractfile(member).read()
-                _write_file(out, match.groups(), _decode(raw, f"{archive}:{member.name}"))
+                _write_file(out, match.groups(), decode_utf8(raw, f"{name}:{member.name}"))
                 count += len(match.groups()) == 3
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise UserError(f"{archive}: not a readable gzip tar archive ({err})") from None
+        html = " (the server sent a web page, e.g. an error or login page)" if _looks_like_html(archive) else ""
+        raise UserError(f"{name}: not a readable gzip tar archive{html} ({err})") from None
     return count
 
 
@@ -124,7 +134,7 @@ def copy_directory(source: Path, out: Path) -> int:
         match = REVIEW.match(relative) or URLS.match(relative)
         if not match or path.is_symlink():
             continue
-        _write_file(out, match.groups(), _decode(path.read_bytes(), str(path)))
+        _write_file(out, match.groups(), decode_utf8(path.read_bytes(), str(path)))
         count += len(match.groups()) == 3
     return count
 
@@ -143,6 +153,8 @@ def fetch(source: str, out: Path, sha256: str | None = None, timeout_s: float = 
     """Materialise the labelled reviews of `source` in `out`, atomically; return the review count."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}-*"):  # staging left by a fetch that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp_dir:
         tmp = Path(tmp_dir)
         staged = tmp / "reviews"
@@ -162,8 +174,9 @@ def fetch(source: str, out: Path, sha256: str | None = None, timeout_s: float = 
         if archive.is_dir():
             count = copy_directory(archive, staged)
         else:
-            count = extract_archive(archive, staged)
+            count = extract_archive(archive, staged, source)
         check_layout(staged, source)
+        failpoints.reached("fetch.staged")
         if out.exists():
             shutil.rmtree(out)
         staged.rename(out)
@@ -191,7 +204,7 @@ def read_reviews(raw: Path, split: str, movies_required: bool = False) -> pd.Dat
     for label_id, label in enumerate(CLASSES):
         movies = movie_ids(raw, split, label, movies_required)
         for path in sorted((raw / split / label).glob("*.txt")):
-            text = _decode(path.read_bytes(), str(path))
+            text = decode_utf8(path.read_bytes(), str(path))
             movie = None
             if movies is not None:
                 number = int(path.stem.split("_")[0]) if path.stem.split("_")[0].isdigit() else -1
@@ -202,17 +215,30 @@ def read_reviews(raw: Path, split: str, movies_required: bool = False) -> pd.Dat
     return pd.DataFrame(rows, columns=["id", "text", "label", "movie"])
 
 
-def stratified_indices(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of a class-balanced subsample of size n (all indices when n is None)."""
+def stratified_indices(labels: np.ndarray, n: int | None, seed: int, key: str = "sample size") -> np.ndarray:
+    """Sorted indices of a class-balanced subsample of size n (all indices when n is None);
+    `key` is the params key that set n, for the error a too small n gets."""
     everything = np.arange(len(labels))
     if n is None or n >= len(labels):
         return everything
+    if n < len(CLASSES):
+        raise UserError(f"params.yaml: {key}: {n} is too small: a stratified sample needs at least one "
+                        f"review of each of the {len(CLASSES)} classes")
     sample, _ = train_test_split(everything, train_size=n, stratify=labels, random_state=seed)
     return np.sort(sample)
 
 
-def stratified_sample(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
-    return frame.iloc[stratified_indices(frame["label"].to_numpy(), n, seed)].reset_index(drop=True)
+def stratified_sample(frame: pd.DataFrame, n: int | None, seed: int, key: str = "sample size") -> pd.DataFrame:
+    return frame.iloc[stratified_indices(frame["label"].to_numpy(), n, seed, key)].reset_index(drop=True)
+
+
+def check_both_classes(frame: pd.DataFrame, split: str, key: str, value: object) -> None:
+    """Training, early stopping and every metric need reviews of both classes in each split."""
+    counts = [int((frame["label"] == label).sum()) for label in range(len(CLASSES))]
+    if min(counts) == 0:
+        found = ", ".join(f"{n} {name}" for n, name in zip(counts, CLASSES))
+        raise UserError(f"params.yaml: {key}: {value} leaves the {split} split with {found} reviews: "
+                        "it needs both classes (change the setting or use more data)")
 
 
 @dataclass(frozen=True)
@@ -234,8 +260,8 @@ class Split:
         return cls(name, frame["text"].to_numpy(dtype=object), frame["label"].to_numpy(dtype=np.int64),
                    frame["id"].to_numpy(dtype=object), movies)
 
-    def subsample(self, n: int | None, seed: int) -> Split:
-        keep = stratified_indices(self.labels, n, seed)
+    def subsample(self, n: int | None, seed: int, key: str = "sample size") -> Split:
+        keep = stratified_indices(self.labels, n, seed, key)
         ids = None if self.ids is None else self.ids[keep]
         movies = None if self.movies is None else self.movies[keep]
         return Split(self.name, self.texts[keep], self.labels[keep], ids, movies)
@@ -262,8 +288,14 @@ def split_train_val(train: pd.DataFrame, val_fraction: float, seed: int,
     if group_by == "movie":
         is_val = train["movie"].isin(movies_for_validation(train, val_fraction, seed))
         fit, val = train[~is_val], train[is_val]
+    elif round(val_fraction * len(train)) < len(CLASSES):
+        fit, val = train, train.iloc[:0]  # too few for a stratified split: reported below
+    elif round((1 - val_fraction) * len(train)) < len(CLASSES):
+        fit, val = train.iloc[:0], train
     else:
         fit, val = train_test_split(train, test_size=val_fraction, stratify=train["label"], random_state=seed)
+    for name, frame in (("train", fit), ("validation", val)):
+        check_both_classes(frame, name, "split.val_fraction", val_fraction)
     return fit.sort_values("id").reset_index(drop=True), val.sort_values("id").reset_index(drop=True)
 
 

@@ -1,8 +1,9 @@
-"""User mistakes become one clear line and a non-zero exit, never a stack trace."""
+"""User mistakes and interruptions become one clear line and a non-zero exit, never a stack trace."""
 
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -14,15 +15,46 @@ class UserError(Exception):
     """A problem the user can fix (bad params, bad source, bad file): shown as one line."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, a CI timeout, `timeout`), handled exactly like Ctrl-C."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+class Interrupted(Exception):
+    """A stage stopped by Ctrl-C or SIGTERM after its MLflow run was marked KILLED."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def interrupt_exit_code(err: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM: the shell's convention of 128 + the signal's number."""
+    return getattr(err, "exit_code", 128 + signal.SIGINT)
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def exit_on_user_error(main: F) -> F:
-    """Wrap a stage's main(): a UserError prints `error: ...` and exits 2."""
+    """Wrap a stage's main(): a UserError prints `error: ...` and exits 2; Ctrl-C or SIGTERM print
+    `interrupted: ...` and exit 130 or 143."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             return main(*args, **kwargs)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
+        except Interrupted as err:
+            print(f"interrupted: {err}", file=sys.stderr)
+            raise SystemExit(err.exit_code) from None
+        except KeyboardInterrupt as err:
+            print("interrupted", file=sys.stderr)
+            raise SystemExit(interrupt_exit_code(err)) from None
 
     return wrapper  # type: ignore[return-value]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from imdbclf.errors import UserError
 
@@ -45,6 +45,8 @@ class TrackingParams(Section):
     # null: the embedded store sqlite:///<root>/mlflow.db; MLFLOW_TRACKING_URI overrides both.
     uri: str | None = None
     registered_model_prefix: str = "imdb-"
+    # how long a stage waits for a tracking server (http:// URI) to answer before failing in one line
+    connect_timeout_s: float = Field(10.0, gt=0)
 
 
 class TuneParams(Section):
@@ -101,6 +103,14 @@ class Params(Section):
     report: ReportParams = ReportParams()
     model_sections: dict[str, ModelParams] = Field(default_factory=dict)
 
+    @field_validator("models")
+    @classmethod
+    def _models_once_each(cls, models: list[str]) -> list[str]:
+        twice = sorted({name for name in models if models.count(name) > 1})
+        if twice:
+            raise ValueError(f"lists {', '.join(twice)} more than once")
+        return models
+
     def model(self, name: str) -> ModelParams:
         if name not in self.model_sections:
             raise UserError(f"{PARAMS_FILE}: model '{name}' has no section (known: {sorted(self.model_sections)})")
@@ -117,7 +127,8 @@ def _format_error(err: ValidationError, prefix: str = "") -> str:
         return f"{PARAMS_FILE}: unknown key '{loc}'"
     if first["type"] == "missing":
         return f"{PARAMS_FILE}: missing key '{loc}'"
-    return f"{PARAMS_FILE}: {loc}: {first['msg']} (got {first.get('input')!r})"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{PARAMS_FILE}: {loc}: {message} (got {first.get('input')!r})"
 
 
 def parse(raw: dict[str, Any]) -> Params:

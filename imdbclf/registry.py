@@ -11,11 +11,13 @@ promotes its champion, a queued experiment's report does not (`python -m imdbclf
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
+from imdbclf import serving
 from imdbclf.errors import UserError
 from imdbclf.tracking import with_retries
 
@@ -54,9 +56,37 @@ def find_version(prefix: str, model: str, version: int | None = None, experiment
     return max(versions, key=lambda v: int(v.version))
 
 
+def version_exists(name: str, version: str | int | None) -> bool:
+    if version is None:
+        return False
+    try:
+        with_retries(lambda: MlflowClient().get_model_version(name, str(version)))
+    except mlflow.exceptions.MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return False
+    return True
+
+
+def ensure_registered(name: str, version: str | int | None, model_dir: Path) -> str:
+    """The registered version of the model saved in `model_dir`: `version` while the registry has it,
+    else a new version logged from `model_dir` (DVC's copy is the source of truth), for a store that
+    was damaged, replaced or moved away since retrain registered it."""
+    if version_exists(name, version):
+        return str(version)
+    print(f"registry: {name} version {version} is not in the MLflow store; registering {model_dir} again")
+    info = serving.log_model(model_dir, name, Path("requirements.txt"))
+    tag_version(name, info.registered_model_version, {"registered_again_from": model_dir.as_posix()})
+    return str(info.registered_model_version)
+
+
 def promote(prefix: str, model: str, version: int | None = None, experiment: str | None = None) -> ModelVersion:
     """Make a registered version of `model` the champion; return the champion model's version."""
-    source = find_version(prefix, model, version, experiment)
+    return promote_version(prefix, model, find_version(prefix, model, version, experiment))
+
+
+def promote_version(prefix: str, model: str, source: ModelVersion) -> ModelVersion:
+    """Point the champion alias at `source`, a version of `<prefix><model>`."""
     client = MlflowClient()
     name = champion_name(prefix)
     try:

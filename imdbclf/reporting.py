@@ -11,8 +11,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from imdbclf.paths import atomic_path  # noqa: E402
 from imdbclf.statistics import mean_std  # noqa: E402
 
 
@@ -25,7 +27,7 @@ def most_confidently_wrong(frame: pd.DataFrame, proba: np.ndarray, n: int) -> pd
     return picked[wrong_by[order] > 0.5]
 
 
-def plot_histories(histories: Mapping[str, pd.DataFrame], path: Path) -> None:
+def plot_histories(histories: Mapping[str, pd.DataFrame]) -> Figure:
     fig, axes = plt.subplots(len(histories), 2, figsize=(10, 3.2 * len(histories)), squeeze=False)
     for row, (name, frame) in zip(axes, histories.items()):
         for ax, metric in zip(row, ("accuracy", "loss")):
@@ -35,10 +37,11 @@ def plot_histories(histories: Mapping[str, pd.DataFrame], path: Path) -> None:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             ax.legend()
-    _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def plot_tuning(tunes: Mapping[str, dict], path: Path) -> None:
+def plot_tuning(tunes: Mapping[str, dict]) -> Figure:
     panels = [(name, key) for name, tune in tunes.items() for key in tune["trials"][0]["config"]]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
     for ax, (name, key) in zip(axes[0], panels):
@@ -48,10 +51,11 @@ def plot_tuning(tunes: Mapping[str, dict], path: Path) -> None:
         ax.set(title=f"{name}: {key}", ylabel="validation accuracy")
         ax.tick_params(axis="x", rotation=45)
         ax.grid(alpha=0.3)
-    _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
-def plot_roc(rocs: Mapping[str, pd.DataFrame], path: Path) -> None:
+def plot_roc(rocs: Mapping[str, pd.DataFrame]) -> Figure:
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, frame in rocs.items():
         ax.plot(frame["fpr"], frame["tpr"], label=name)
@@ -59,13 +63,14 @@ def plot_roc(rocs: Mapping[str, pd.DataFrame], path: Path) -> None:
     ax.set(title="ROC on the test set", xlabel="false positive rate", ylabel="true positive rate")
     ax.legend()
     ax.grid(alpha=0.3)
-    _save(fig, path)
-
-
-def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return fig
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    """Figures are drawn in memory with the rest of the report and written only at the end."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip("."))
     plt.close(fig)
 
 

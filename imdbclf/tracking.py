@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sqlite3
 import subprocess
 import time
@@ -17,10 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import psutil
+import requests
+import sqlalchemy
 from mlflow.tracking import MlflowClient
 
+from imdbclf.errors import Interrupted, UserError, interrupt_exit_code
 from imdbclf.params import Params
 from imdbclf.paths import project_root
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def tracking_uri(params: Params) -> str:
@@ -51,11 +58,55 @@ def _enable_wal(uri: str) -> None:
         db.execute("PRAGMA journal_mode=WAL")
 
 
+def check_sqlite_store(path: Path) -> None:
+    """A damaged embedded store fails in one line that names it; a 0-byte file is never taken for a
+    new store, which would silently drop every run and the registry."""
+    if not path.exists():
+        return
+    what_to_do = ("restore it from a backup, or move it away to start a new store "
+                  "(the next report registers the models again from models/)")
+    with open(path, "rb") as f:
+        header = f.read(100)
+    size = path.stat().st_size
+    if size == 0:
+        raise UserError(f"MLflow store {path} is empty (0 bytes): its runs and registry are lost; {what_to_do}")
+    if not header.startswith(SQLITE_MAGIC) or len(header) < 100:
+        raise UserError(f"MLflow store {path} is not an SQLite database; {what_to_do}")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages, valid = int.from_bytes(header[28:32], "big"), header[24:28] == header[92:96]
+    if valid and pages * page_size > size:
+        raise UserError(f"MLflow store {path} is truncated ({size} of {pages * page_size} bytes); {what_to_do}")
+
+
+def check_server(uri: str, timeout_s: float) -> None:
+    """One quick look at a tracking server before any work, instead of minutes of MLflow's retries."""
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+    except requests.RequestException as err:
+        raise UserError(f"MLflow tracking server {uri} is not reachable ({type(err).__name__}); "
+                        "start it, or unset MLFLOW_TRACKING_URI for the embedded store") from None
+
+
+@contextlib.contextmanager
+def damaged_store_is_a_user_error(uri: str) -> Iterator[None]:
+    try:
+        yield
+    except (mlflow.exceptions.MlflowException, sqlalchemy.exc.SQLAlchemyError, sqlite3.DatabaseError) as err:
+        cause = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise UserError(f"MLflow store {uri} cannot be read ({cause}); restore it from a backup "
+                        "or move it away to start a new store") from None
+
+
 def setup(params: Params) -> str:
     """Point MLflow at the store and make sure the experiment exists; return its id."""
     uri = tracking_uri(params)
     if uri.startswith("sqlite:///"):
-        with_retries(lambda: _enable_wal(uri))
+        check_sqlite_store(Path(uri.removeprefix("sqlite:///")))
+        with damaged_store_is_a_user_error(uri):
+            with_retries(lambda: _enable_wal(uri))
+    elif uri.startswith(("http://", "https://")):
+        check_server(uri, params.tracking.connect_timeout_s)
     mlflow.set_tracking_uri(uri)
     os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "60")
     name = params.tracking.experiment
@@ -73,9 +124,45 @@ def setup(params: Params) -> str:
         except mlflow.exceptions.MlflowException:  # another worker created it first
             return client.get_experiment_by_name(name).experiment_id
 
-    experiment_id = with_retries(get_or_create)
+    with damaged_store_is_a_user_error(uri):
+        experiment_id = with_retries(get_or_create)
     mlflow.set_experiment(experiment_id=experiment_id)
+    close_dead_runs(experiment_id)
     return experiment_id
+
+
+def process_tags() -> dict[str, str]:
+    """Which process owns a run, so that a run left RUNNING by a killed process can be recognised."""
+    me = psutil.Process()
+    return {"host": socket.gethostname(), "pid": str(me.pid), "pid_started": f"{me.create_time():.3f}"}
+
+
+def _alive(pid: int, started: float) -> bool:
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < 1.0  # not a recycled pid
+    except psutil.Error:
+        return False
+
+
+def close_dead_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the runs left RUNNING on this host by processes that are gone (SIGKILL, a crash, a
+    power cut): no signal handler runs then, so the next stage to start closes them."""
+    client = MlflowClient()
+    host = socket.gethostname()
+    running = with_retries(lambda: client.search_runs(
+        [experiment_id], f"attributes.status = 'RUNNING' and tags.host = '{host}'", max_results=1000))
+    closed = []
+    for run in running:
+        tags = run.data.tags
+        if "pid" not in tags or _alive(int(tags["pid"]), float(tags.get("pid_started", 0))):
+            continue
+        reason = f"process {tags['pid']} on {host} ended without closing the run (killed?)"
+        with_retries(lambda r=run.info.run_id, why=reason: client.set_tag(r, "killed_because", why))
+        with_retries(lambda r=run.info.run_id: client.set_terminated(r, "KILLED"))
+        closed.append(run.info.run_id)
+    if closed:
+        print(f"tracking: marked {len(closed)} run(s) of dead processes KILLED")
+    return closed
 
 
 def git_commit() -> str | None:
@@ -127,6 +214,18 @@ def log_metrics_at_step(step: int, values: Mapping[str, float]) -> None:
     log_metrics(values, step=step)
 
 
+def set_tag(key: str, value: Any) -> None:
+    with_retries(lambda: mlflow.set_tag(key, str(value)))
+
+
+def log_resumed(epochs_done: int, history: Mapping[str, list[float]]) -> None:
+    """Tag a run that resumed an interrupted fit, and give it the epochs trained before the interruption
+    (they were logged to the interrupted run), so that it shows every epoch."""
+    set_tag("resumed_from_epoch", epochs_done)
+    for step in range(1, epochs_done + 1):
+        log_metrics({key: values[step - 1] for key, values in history.items()}, step=step)
+
+
 def log_dict(data: Any, artifact_file: str) -> None:
     with_retries(lambda: mlflow.log_dict(data, artifact_file))
 
@@ -144,8 +243,8 @@ def log_reused_trial(model: str, result) -> None:
 
 @contextlib.contextmanager
 def _run(name: str, tags: Mapping[str, str], nested: bool = False) -> Iterator[mlflow.ActiveRun]:
-    """A run that ends FINISHED, FAILED (an exception) or KILLED (Ctrl-C / SIGINT)."""
-    run = with_retries(lambda: mlflow.start_run(run_name=name, nested=nested, tags=dict(tags)))
+    """A run that ends FINISHED, FAILED (an exception) or KILLED (Ctrl-C, SIGTERM)."""
+    run = with_retries(lambda: mlflow.start_run(run_name=name, nested=nested, tags={**tags, **process_tags()}))
     status = "FAILED"
     try:
         yield run
@@ -161,10 +260,16 @@ def _run(name: str, tags: Mapping[str, str], nested: bool = False) -> Iterator[m
 def stage_run(params: Params, stage: str, logged_params: Mapping[str, Any] | None = None) -> Iterator[mlflow.ActiveRun]:
     """One MLflow run per stage execution, tagged with the DVC stage, git commit and experiment."""
     setup(params)
-    with _run(stage, run_tags(stage)) as run:
-        if logged_params:
-            log_params(logged_params)
-        yield run
+    run_id = None
+    try:
+        with _run(stage, run_tags(stage)) as run:
+            run_id = run.info.run_id
+            if logged_params:
+                log_params(logged_params)
+            yield run
+    except KeyboardInterrupt as err:
+        where = f"run {run_id} marked KILLED" if run_id else "before its MLflow run started"
+        raise Interrupted(f"{stage}, {where}", interrupt_exit_code(err)) from None
 
 
 @contextlib.contextmanager

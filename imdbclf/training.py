@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from collections.abc import Callable
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import tensorflow as tf
 import tf_keras as keras
 from pydantic import BaseModel, ConfigDict, Field
 
+from imdbclf import paths
 from imdbclf.families import best_epoch
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
@@ -96,16 +100,62 @@ class EpochCallback(keras.callbacks.Callback):
 
 class BestEpochStopping(keras.callbacks.Callback):
     """Early stopping by the pipeline's one best-epoch rule (`families.best_epoch`), not Keras' own
-    (strict improvement in one metric), so that the epoch it keeps is the epoch the metrics describe."""
+    (strict improvement in one metric), so that the epoch it keeps is the epoch the metrics describe.
+    A resumed fit passes the epochs trained before the interruption, which count as if trained now."""
 
-    def __init__(self, patience: int):
+    def __init__(self, patience: int, earlier: dict[str, list[float]] | None = None):
         super().__init__()
         self.patience = patience
-        self.history: dict[str, list[float]] = {"val_accuracy": [], "val_loss": []}
+        self.history = {key: list((earlier or {}).get(key, [])) for key in ("val_accuracy", "val_loss")}
 
     def on_epoch_end(self, epoch, logs=None):
-        for key in self.history:
-            self.history[key].append(float((logs or {})[key]))
+        for key in self.history:  # by epoch number: a resumed fit may redo an epoch it had recorded
+            self.history[key][epoch:] = [float((logs or {})[key])]
         best = best_epoch(self.history)
         if epoch > best and epoch - best >= self.patience:
             self.model.stop_training = True
+
+
+CHECKPOINT = "epoch-{epoch:03d}.weights.h5"
+RECORD = "resume.json"
+BACKUP = "backup"
+
+
+class TrainingRecord(keras.callbacks.Callback):
+    """What a checkpoint directory's run depends on, and its per-epoch history so far: lets a rerun
+    with the same inputs resume after the last complete epoch (from the `keras.callbacks.BackupAndRestore`
+    backup of weights, optimizer state and epoch) and still report, early-stop on and restore every epoch.
+
+    Place it after the ModelCheckpoint and before the BackupAndRestore in the callback list: an epoch is
+    then recorded only once its weights file exists, and the backup never runs ahead of the record."""
+
+    def __init__(self, directory: Path, inputs: dict[str, Any]):
+        super().__init__()
+        self.directory, self.inputs = directory, inputs
+        self.file = directory / RECORD
+        try:
+            recorded = json.loads(self.file.read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        if recorded.get("inputs") == inputs and recorded.get("history"):
+            self.history: dict[str, list[float]] = recorded["history"]
+        else:  # another run's checkpoints: start over
+            self.history = {}
+            shutil.rmtree(directory / BACKUP, ignore_errors=True)
+            for stale in [self.file, *directory.glob("epoch-*.weights.h5")]:
+                stale.unlink(missing_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def backup(self) -> keras.callbacks.BackupAndRestore:
+        return keras.callbacks.BackupAndRestore(str(self.directory / BACKUP))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Forget the epochs after the one that (re)starts, e.g. recorded but not backed up."""
+        for values in self.history.values():
+            del values[epoch:]
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            if key != "lr":
+                self.history.setdefault(key, []).append(float(value))
+        paths.write_json(self.file, {"inputs": self.inputs, "history": self.history})

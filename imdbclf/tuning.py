@@ -9,21 +9,24 @@ and stale results are never reused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from imdbclf import families, sources
 from imdbclf.data import sha256_of
+from imdbclf.errors import UserError
 from imdbclf.families import Family
 from imdbclf.params import ModelParams
 
@@ -64,6 +67,20 @@ def trial_key(family: Family, section: ModelParams, data_files: list[Path]) -> s
 
 def grid_configs(grid: dict[str, list]) -> list[dict[str, Any]]:
     return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
+@contextlib.contextmanager
+def study_file_errors(path: Path) -> Iterator[None]:
+    """Optuna reports a study file deleted mid-run as a failed commit "exceeding max length"; say
+    what happened to which file instead."""
+    try:
+        yield
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as err:
+        if not path.exists():
+            raise UserError(f"{path}: the Optuna study file was deleted while tuning (by another process?); "
+                            "run the stage again to start a new study") from None
+        cause = str(getattr(err, "orig", None) or err.__cause__ or err).splitlines()[0]
+        raise UserError(f"{path}: cannot write the Optuna study ({cause})") from None
 
 
 def open_storage(path: Path) -> optuna.storages.BaseStorage:

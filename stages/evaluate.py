@@ -45,9 +45,9 @@ def main(model: str) -> None:
         scored = [{"text": text, "probability": float(prob), "label": "positive" if prob >= 0.5 else "negative"}
                   for text, prob in zip(p.evaluate.examples, examples)]
 
-        pd.DataFrame(evaluation.roc_points(test.labels, first)).to_csv(out / "roc.csv", index=False)
-        pd.DataFrame({"actual": test.labels, "predicted": (first >= 0.5).astype(int)}).to_csv(
-            out / "confusion.csv", index=False)
+        paths.write_csv(pd.DataFrame(evaluation.roc_points(test.labels, first)), out / "roc.csv")
+        paths.write_csv(pd.DataFrame({"actual": test.labels, "predicted": (first >= 0.5).astype(int)}),
+                        out / "confusion.csv")
         paths.write_parquet(predictions["test"], paths.predictions(model, "test"))
         paths.write_parquet(predictions["val"], paths.predictions(model, "val"))
         paths.write_json(out / "examples.json", scored)

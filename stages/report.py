@@ -50,6 +50,7 @@ def main() -> None:
         val = paths.read_parquet(paths.prepared("val"))
         movies = (val["movie"] if val["movie"].notna().all() else val["id"]).to_numpy()  # clusters for the CIs
         rows, test_correct, val_correct, histories, rocs, tunes, worst, scored = [], {}, {}, {}, {}, {}, {}, {}
+        seeds = {model: p.model(model).retrain.seeds[0] for model in p.models}  # the registered seed
         for model in p.models:
             tune = paths.read_json(paths.tune_metrics(model))
             retrain = paths.read_json(paths.retrain_metrics(model))
@@ -81,10 +82,18 @@ def main() -> None:
                     for i, e in enumerate(scored[p.models[0]])]
         figures = {title: f"figures/{name}.png" for name, title in FIGURES.items()}
         text = reporting.markdown(rows, pairs, r.confidence, examples, worst, champion, figures)
+        drawn = {"history": reporting.plot_histories(histories), "tuning": reporting.plot_tuning(tunes),
+                 "roc": reporting.plot_roc(rocs)}
+        prefix = p.tracking.registered_model_prefix
+        for row in rows:  # a store that lost its registry gets the versions again from models/
+            row["model_version"] = registry.ensure_registered(row["registered_model"], row["model_version"],
+                                                              paths.seed_dir(row["model"], seeds[row["model"]]))
+        best = next(row for row in rows if row["model"] == champion["model"])
+        to_promote = registry.find_version(prefix, best["model"], version=best["model_version"])
 
-        reporting.plot_histories(histories, paths.REPORT_FIGURES / "history.png")
-        reporting.plot_tuning(tunes, paths.REPORT_FIGURES / "tuning.png")
-        reporting.plot_roc(rocs, paths.REPORT_FIGURES / "roc.png")
+        # everything is read and computed: only now are the outputs replaced
+        for name, figure in drawn.items():
+            reporting.save_figure(figure, paths.REPORT_FIGURES / f"{name}.png")
         paths.write_text(paths.REPORT_MD, text)
         paths.write_json(paths.REPORT_JSON, {"champion": champion["model"], "champion_lead": champion.get("lead"),
                                              "models": rows, "pairs": pairs, "examples": examples})
@@ -105,17 +114,14 @@ def main() -> None:
             print(f"  {pair['a']} − {pair['b']}: {pair['accuracy_diff']:+.4f} "
                   f"[{pair['ci_low']:+.4f}, {pair['ci_high']:+.4f}], McNemar p={pair['mcnemar_p']:.3g} "
                   f"(Holm {pair['mcnemar_p_holm']:.3g})")
-        prefix = p.tracking.registered_model_prefix
         if paths.in_queued_experiment():
             name = os.environ.get("DVC_EXP_NAME", "<name>")
             print(f"report: queued experiment: champion not moved "
                   f"(python -m imdbclf promote {champion['model']} --experiment {name})")
         else:
-            best = next(row for row in rows if row["model"] == champion["model"])
-            version = registry.promote(prefix, champion["model"], version=best["model_version"])
+            version = registry.promote_version(prefix, champion["model"], to_promote)
             print(f"report: {registry.champion_uri(prefix)} → {version.tags.get('source_model')} "
                   f"version {version.tags.get('source_version')}")
-
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imdbclf import families, params, paths, registry, serving, tracking
+from imdbclf import failpoints, families, params, paths, registry, serving, tracking
 from imdbclf.errors import exit_on_user_error
 
 
@@ -23,6 +23,11 @@ def main(model: str) -> None:
     train, val = paths.load_split("train"), paths.load_split("val")
     logged = {"model": model, "family": section.family, "retrain": section.retrain.model_dump(),
               "model_config": section.model, "best": best["config"]}
+
+    def on_epoch_end(epoch: int, values: dict) -> None:
+        tracking.log_metrics_at_step(epoch, values)
+        failpoints.reached(f"retrain@{model}.epoch{epoch}")
+
     with tracking.stage_run(p, f"retrain@{model}", logged):
         runs = []
         for seed in section.retrain.seeds:
@@ -33,20 +38,24 @@ def main(model: str) -> None:
                 started = time.perf_counter()
                 history = family.fit(train, val, hp, families.FitOptions(
                     epochs=section.retrain.epochs, seed=seed, patience=section.retrain.patience,
-                    checkpoint_dir=paths.checkpoints(model, seed), on_epoch_end=tracking.log_metrics_at_step))
+                    checkpoint_dir=paths.checkpoints(model, seed), on_epoch_end=on_epoch_end))
                 seconds = time.perf_counter() - started
+                if family.resumed_from_epoch:  # an interrupted retrain with the same inputs left checkpoints
+                    print(f"retrain@{model}: seed {seed} resumed after epoch {family.resumed_from_epoch} "
+                          f"of {section.retrain.epochs}")
+                    tracking.log_resumed(family.resumed_from_epoch, history)
                 family.save(paths.seed_dir(model, seed))
                 epoch = families.best_epoch(history)
                 run = {"seed": seed, "best_epoch": epoch + 1, "epochs_run": len(history["val_accuracy"]),
                        "val_accuracy": history["val_accuracy"][epoch], "val_loss": history["val_loss"][epoch],
-                       "train_seconds": seconds, "trainable_params": family.trainable_params()}
+                       "train_seconds": seconds, "trainable_params": family.trainable_params(),
+                       "resumed_from_epoch": family.resumed_from_epoch}  # train_seconds: since the resume
                 tracking.log_metrics(run)
             runs.append(run)
             if len(runs) == 1:
                 frame = pd.DataFrame(history)
                 frame.insert(0, "epoch", range(1, len(frame) + 1))
-                paths.history(model).parent.mkdir(parents=True, exist_ok=True)
-                frame.to_csv(paths.history(model), index=False)
+                paths.write_csv(frame, paths.history(model))
                 tracking.log_artifact(paths.history(model))
                 registered = p.tracking.registered_model_prefix + model
                 info = serving.log_model(paths.seed_dir(model, seed), registered, Path("requirements.txt"))

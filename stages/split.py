@@ -14,9 +14,10 @@ def main() -> None:
         train, val = data.split_train_val(data.read_reviews(paths.RAW, "train", movies_required=grouped),
                                           s.val_fraction, s.seed, s.group_by)
         splits = {
-            "train": data.stratified_sample(train, s.max_train, s.seed),
-            "val": data.stratified_sample(val, s.max_val, s.seed),
-            "test": data.stratified_sample(data.read_reviews(paths.RAW, "test", grouped), s.max_test, s.seed),
+            "train": data.stratified_sample(train, s.max_train, s.seed, "split.max_train"),
+            "val": data.stratified_sample(val, s.max_val, s.seed, "split.max_val"),
+            "test": data.stratified_sample(data.read_reviews(paths.RAW, "test", grouped), s.max_test, s.seed,
+                                           "split.max_test"),
         }
         paths.PREPARED.mkdir(parents=True, exist_ok=True)
         for name, frame in splits.items():

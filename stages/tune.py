@@ -8,7 +8,7 @@ changed, so an interrupted tune resumes instead of starting over.
 import argparse
 import time
 
-from imdbclf import families, params, paths, tracking, tuning
+from imdbclf import failpoints, families, params, paths, tracking, tuning
 from imdbclf.errors import exit_on_user_error
 
 
@@ -19,7 +19,7 @@ def main(model: str) -> None:
     tune = section.tune
     train = paths.load_split("train")
     val = paths.load_split("val")
-    trial_train = train.subsample(tune.max_train, tune.seed)
+    trial_train = train.subsample(tune.max_train, tune.seed, f"{model}.tune.max_train")
     family = families.create(model, section)
     key = tuning.trial_key(family, section, [paths.prepared("train"), paths.prepared("val")])
 
@@ -32,6 +32,7 @@ def main(model: str) -> None:
             history = family.fit(trial_train, val, hp, families.FitOptions(
                 epochs=tune.epochs, seed=tune.seed, on_epoch_end=tracking.log_metrics_at_step))
             seconds = time.perf_counter() - started
+            failpoints.reached(f"tune@{model}.trial{number}")
             best = families.best_epoch(history)
             tracking.log_metrics({"best_val_accuracy": history["val_accuracy"][best],
                                   "best_val_loss": history["val_loss"][best], "best_epoch": best + 1,
@@ -39,8 +40,9 @@ def main(model: str) -> None:
             return history["val_accuracy"][best], history["val_loss"][best], seconds, run.info.run_id, history
 
     logged = {"model": model, "family": section.family, "tune": tune.model_dump(), "model_config": section.model}
-    with tracking.stage_run(p, f"tune@{model}", logged):
-        storage = tuning.open_storage(paths.study_storage(model))
+    study_file = paths.study_storage(model)
+    with tracking.stage_run(p, f"tune@{model}", logged), tuning.study_file_errors(study_file):
+        storage = tuning.open_storage(study_file)
         search = tuning.Search(tuning.open_study(storage, model, tune.grid), tune.grid, key, train_trial,
                                tuning.finished_trials(storage, key))
         results = search.run(tune.strategy)

@@ -132,3 +132,52 @@ def test_a_source_without_movie_lists_needs_group_by_none(tmp_path):
     with pytest.raises(UserError, match=r"train/urls_neg.txt: missing.*split.group_by: none"):
         data.read_reviews(tmp_path / "raw", "train", movies_required=True)
     assert data.read_reviews(tmp_path / "raw", "train")["movie"].isna().all()
+
+
+def test_too_small_splits_name_the_key(tmp_path):
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(20)], "text": ["t"] * 20, "label": [0, 1] * 10,
+                          "movie": [f"m{i}" for i in range(20)]})
+    with pytest.raises(UserError, match=r"split\.max_train: 1 is too small"):
+        data.stratified_sample(frame, 1, 0, "split.max_train")
+    for group_by in ("movie", "none"):
+        with pytest.raises(UserError, match=r"split\.val_fraction: 0\.01 leaves the validation split"):
+            data.split_train_val(frame, 0.01, 0, group_by)
+    split = data.Split.from_frame("train", frame)
+    with pytest.raises(UserError, match=r"lstm\.tune\.max_train: 1 is too small"):
+        split.subsample(1, 0, "lstm.tune.max_train")
+
+
+def test_a_web_page_instead_of_the_archive_names_the_url(tmp_path):
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<!DOCTYPE html><html><body>Please log in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/aclImdb_v1.tar.gz"
+    try:
+        with pytest.raises(UserError) as err:
+            data.fetch(url, tmp_path / "raw", timeout_s=5)
+    finally:
+        server.shutdown()
+    assert str(err.value).startswith(f"{url}: not a readable gzip tar archive (the server sent a web page")
+    assert not (tmp_path / "raw").exists() and not list(tmp_path.glob(".raw-*"))
+
+
+def test_staging_left_by_a_killed_fetch_is_removed(tmp_path):
+    stale = tmp_path / ".raw-abc123"
+    (stale / "reviews" / "train").mkdir(parents=True)
+    archive = write_archive(tmp_path / "a.tar.gz", 2)
+    data.fetch(str(archive), tmp_path / "raw")
+    assert not stale.exists() and (tmp_path / "raw" / "train").is_dir()

@@ -28,6 +28,12 @@ def test_single_stages_depend_on_the_code_they_import_and_no_more():
         assert code == needed(f"stages.{stage}"), stage
 
 
+def test_check_params_depends_on_the_whole_file_and_the_validating_code():
+    deps = STAGES["check-params"]["deps"]
+    assert "params.yaml" in deps and "imdbclf/families" in deps
+    assert needed("stages.check_params") <= declared(deps)
+
+
 def test_code_stage_covers_every_model_stage_of_every_family():
     deps = declared(STAGES["code"]["do"]["deps"])
     for family in families.REGISTRY:

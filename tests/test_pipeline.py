@@ -21,8 +21,8 @@ from tests.tiny_hub import write_encoder, write_preprocessor
 from tests.tiny_imdb import write_archive
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return bench_run(cmd, cwd, env={"MLFLOW_TRACKING_URI": ""}, check=check)
+def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    return bench_run(cmd, cwd, env={"MLFLOW_TRACKING_URI": "", **(env or {})}, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +140,7 @@ def free_port() -> int:
 
 
 def test_mlflow_serves_the_champion_on_raw_text(project):
+    import urllib.error
     import urllib.request
 
     uri = "models:/imdb-champion@champion"
@@ -158,11 +159,28 @@ def test_mlflow_serves_the_champion_on_raw_text(project):
             except OSError:
                 assert time.time() < deadline and server.poll() is None, "server did not start"
                 time.sleep(1)
+
+        def invoke(records: list[dict]) -> tuple[int, dict]:
+            body = json.dumps({"dataframe_records": records}).encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                             {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    return response.status, json.loads(response.read())
+            except urllib.error.HTTPError as err:
+                return err.code, json.loads(err.read())
+
         texts = ["great wonderful brilliant film", "awful boring dull plot"]
-        body = json.dumps({"dataframe_records": [{"text": t} for t in texts]}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
-                                         {"Content-Type": "application/json"})
-        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+        status, answer = invoke([{"text": t} for t in texts])
+        assert status == 200, answer
+        answer = answer["predictions"]
+        # a wrong request: HTTP 400 and one line naming the column or value, no stack trace
+        for records, names in (([{"id": 1}], "no 'text' column"), ([{"text": None}], "text[0] is null"),
+                               ([{"text": "good"}, {"text": ""}], "text[1] is an empty string"),
+                               ([{"text": 42}], "text[0] is 42"), ([], "no 'text' column")):
+            status, error = invoke(records)
+            assert status == 400 and names in error["message"], (records, error)
+            assert "\n" not in error["message"] and set(error) == {"error_code", "message"}, error
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -186,7 +204,7 @@ def test_edits_rerun_exactly_the_stages_whose_code_changed(project):
     ran = ran_stages(run(["dvc", "repro"], project).stdout)
     assert {"tune@lstm", "retrain@lstm", "evaluate@lstm", "report"} <= ran
     assert not {s for s in ran if not s.startswith("code@")} - {"tune@lstm", "retrain@lstm", "evaluate@lstm",
-                                                                    "report"}
+                                                                    "report", "check-params"}
     tune = json.loads((project / "metrics/tune/lstm.json").read_text())
     assert not any(trial["reused"] for trial in tune["trials"])  # the family's code changed: trials retrain
 
@@ -246,3 +264,56 @@ def test_queued_experiments_with_two_workers_share_one_store(project):
     run(["python", "-m", "imdbclf", "promote", "tfidf_logreg", "--experiment", name], project)
     champion = client.get_model_version_by_alias("imdb-champion", "champion")
     assert champion.tags["dvc.exp_name"] == name and champion.tags["source_model"] == "imdb-tfidf_logreg"
+
+
+def test_stages_killed_at_any_point_recover_on_the_next_repro(project, tmp_path_factory):
+    """SIGKILL (no handler runs) at points during work and during output writing, one `dvc repro` each,
+    then a plain `dvc repro`: it completes, leaves no staging or temp files, no run RUNNING, and the
+    deterministic TF-IDF outputs are those of the uninterrupted `project`."""
+    tmp = tmp_path_factory.mktemp("faults")
+    archive = write_archive(tmp / "aclImdb_v1.tar.gz", per_class=30, extra={"aclImdb/train/unsup/1_0.txt": b"x"})
+    params = tiny_params(str(archive))
+    root = make_project(tmp / "repo", params)
+    for point, killed in (("fetch.staged", "fetch"), ("tune@lstm.trial1", "tune@lstm"),
+                          ("retrain@lstm.epoch2", "retrain@lstm"), ("save:lstm/seed_0", "retrain@lstm"),
+                          ("write:predictions.parquet", "evaluate@"), ("write:report.md", "report")):
+        result = run(["dvc", "repro"], root, check=False, env={"IMDBCLF_KILL_AT": point})
+        assert result.returncode != 0, point
+        assert f"failed to reproduce '{killed}" in result.stderr, (point, result.stderr[-2000:])
+        if point == "fetch.staged":
+            assert list((root / "data").glob(".raw-*"))  # it was killed mid-work, staging in place
+        if point == "save:lstm/seed_0":  # the retrain killed in epoch 2 resumed after epoch 1, then died saving
+            assert "retrain@lstm: seed 0 resumed after epoch 1 of 2" in result.stdout
+            assert list((root / "models" / "lstm").glob(".seed_0.tmp-*"))
+    run(["dvc", "repro"], root)
+
+    assert not list((root / "data").glob(".raw-*"))
+    leftovers = [p for p in root.rglob(".*") if ".tmp" in p.name or "tmp-" in p.name]
+    assert not [p for p in leftovers if ".dvc" not in p.parts and ".git" not in p.parts], leftovers
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("imdb-sentiment").experiment_id], max_results=1000)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    assert {r.data.tags["dvc.stage"] for r in killed} >= {"fetch", "tune@lstm", "retrain@lstm", "report"}
+    assert all("ended without closing the run" in r.data.tags["killed_because"] for r in killed)
+    for output in ("metrics/eval/tfidf_logreg/predictions.parquet", "metrics/eval/tfidf_logreg/roc.csv"):
+        assert (root / output).read_bytes() == (project / output).read_bytes(), output
+    def scores(where: Path) -> list:
+        return [(t["config"], t["val_accuracy"])
+                for t in json.loads((where / "metrics/tune/tfidf_logreg.json").read_text())["trials"]]
+
+    assert scores(root) == scores(project)
+    assert json.loads((root / "metrics/report.json").read_text())["models"]
+
+    # an unknown key that no stage reads still fails the next repro, in one line naming it
+    (root / "params.yaml").write_text(yaml.safe_dump({**params, "foo": 1}, sort_keys=False))
+    result = run(["dvc", "repro"], root, check=False)
+    assert result.returncode != 0 and "error: params.yaml: unknown key 'foo'" in result.stderr
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    # a lost MLflow store: the report registers the models again from models/ instead of crashing
+    (root / "mlflow.db").rename(root / "mlflow.db.lost")
+    run(["dvc", "repro", "-f", "report"], root)
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("imdb-champion", "champion")
+    assert champion.tags["source_model"] == f"imdb-{json.loads((root / 'metrics/report.json').read_text())['champion']}"

@@ -6,6 +6,7 @@ import pytest
 from optuna.trial import TrialState
 
 from imdbclf import families, tuning
+from imdbclf.errors import UserError
 
 GRID = {"optimizer": ["sgd", "adam"], "batch_size": [16, 32], "learning_rate": [0.1, 0.01]}
 SCORES = {"adam": 0.2, "sgd": 0.0, 32: 0.1, 16: 0.0, 0.01: 0.3, 0.1: 0.0}
@@ -133,3 +134,15 @@ def test_trial_key_follows_what_a_trial_depends_on(tmp_path, params_dict, monkey
     assert key(changed) != base
     monkeypatch.setattr(families.Family, "runtime", lambda self: {"device": "gpu", "precision": "mixed_bfloat16"})
     assert key(params_dict) != base
+
+
+def test_a_study_file_deleted_during_a_trial_is_named_as_such(tmp_path):
+    path = tmp_path / "s.db"
+
+    def trainer(number, config):
+        path.unlink()  # another process removes the study while this trial trains
+        return 0.5, 0.5, 1.0, None, {"val_accuracy": [0.5]}
+
+    with pytest.raises(UserError, match=r"s\.db: the Optuna study file was deleted while tuning"):
+        with tuning.study_file_errors(path):
+            search(tmp_path, GRID, "k", trainer).run("grid")

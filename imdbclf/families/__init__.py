@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from imdbclf import failpoints
 from imdbclf.data import Split
 from imdbclf.errors import UserError
 
@@ -30,6 +33,7 @@ REGISTRY = {
     "hub_encoder": "imdbclf.families.hub_encoder:HubEncoder",
 }
 FAMILY_FILE = "family.json"
+TEMP_MARK = ".tmp-"  # `.<name>.tmp-*`: a save in progress (or killed) beside the model directory <name>
 
 EpochLogger = Callable[[int, dict], None]
 
@@ -47,7 +51,9 @@ class FitOptions:
     epochs: int
     seed: int = 0
     patience: int | None = None  # early stopping: stop after `patience` epochs without a new best epoch
-    checkpoint_dir: Path | None = None  # a checkpoint per epoch; the best epoch's is restored after fit
+    # A checkpoint per epoch; the best epoch's is restored after fit. A fit with the same inputs as the
+    # interrupted one that wrote it resumes after its last complete epoch.
+    checkpoint_dir: Path | None = None
     on_epoch_end: EpochLogger | None = None
     verbose: int = 2
 
@@ -65,6 +71,8 @@ class Family(ABC):
 
     def __init__(self, config: Strict):
         self.config = config
+        # Epochs that the last fit took from an interrupted run's checkpoints instead of training them.
+        self.resumed_from_epoch = 0
 
     @abstractmethod
     def fit(self, train: Split, val: Split, hp: Strict, options: FitOptions) -> dict[str, list[float]]:
@@ -90,10 +98,29 @@ class Family(ABC):
     def _load(cls, path: Path, config: Strict) -> Family: ...
 
     def save(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        meta = {"family": self.name, "config": self.config.model_dump()}
-        (path / FAMILY_FILE).write_text(json.dumps(meta, indent=2))
-        self._save(path)
+        """Write into a temp directory beside `path`, family.json last, then rename it into place: a
+        killed save leaves the old model (or none), never half of one. The next save of `path` removes
+        the temp directories that a killed save left."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prefix = f".{path.name}{TEMP_MARK}"
+        for stale in path.parent.glob(f"{prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = path.parent / f"{prefix}{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        old = tmp.with_name(f"{tmp.name}-old")
+        try:
+            self._save(tmp)
+            meta = {"family": self.name, "config": self.config.model_dump()}
+            (tmp / FAMILY_FILE).write_text(json.dumps(meta, indent=2))
+            failpoints.reached(f"save:{path.parent.name}/{path.name}")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if path.exists():  # a directory cannot be renamed onto a full one: move the old one aside first
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def family_module(name: str) -> str:
@@ -130,6 +157,9 @@ def hyperparameters(model_name: str, section, values: dict[str, Any]) -> Strict:
 
 def validate_section(model_name: str, section) -> None:
     """Fail at load time, naming the key, on a bad family, model setting or grid value."""
+    if section.family not in REGISTRY:
+        raise UserError(f"params.yaml: {model_name}.family: unknown model family '{section.family}' "
+                        f"(known: {', '.join(sorted(REGISTRY))})")
     cls = family_class(section.family)
     _validate(cls.Config, section.model, f"{model_name}.model")
     first = {key: values[0] for key, values in section.tune.grid.items()}
@@ -139,9 +169,16 @@ def validate_section(model_name: str, section) -> None:
 
 
 def load(path: Path) -> Family:
-    meta_file = Path(path) / FAMILY_FILE
-    if not meta_file.exists():
+    """A saved family; a directory that is not one, or only part of one, is a UserError naming it."""
+    path = Path(path)
+    if not (path / FAMILY_FILE).exists():
         raise UserError(f"{path}: not a saved model directory (no {FAMILY_FILE})")
-    meta = json.loads(meta_file.read_text())
-    cls = family_class(meta["family"])
-    return cls._load(Path(path), cls.Config.model_validate(meta["config"]))
+    try:
+        meta = json.loads((path / FAMILY_FILE).read_text())
+        cls = family_class(meta["family"])
+        return cls._load(path, cls.Config.model_validate(meta["config"]))
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - TF, joblib and h5py fail on a damaged file in many types
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: incomplete or damaged saved model ({reason}); save it again") from None

@@ -18,12 +18,20 @@ import tensorflow as tf
 import tf_keras as keras
 from pydantic import Field
 
+from imdbclf import sources
 from imdbclf.families import Family, FitOptions, Split, Strict, best_epoch
 from imdbclf.paths import cache_dir
-from imdbclf.training import OPTIMIZERS, BestEpochStopping, EpochCallback, OptimizerSettings, make_optimizer
+from imdbclf.training import (
+    CHECKPOINT,
+    OPTIMIZERS,
+    BestEpochStopping,
+    EpochCallback,
+    OptimizerSettings,
+    TrainingRecord,
+    make_optimizer,
+)
 
 SAVED_MODEL = "saved_model"
-CHECKPOINT = "epoch-{epoch:03d}.weights.h5"
 TRAINABLE_PARAMS = "trainable_params.txt"
 
 
@@ -64,6 +72,11 @@ def _fingerprint(texts: np.ndarray) -> str:
         digest.update(text.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()[:16]
+
+
+def _split_fingerprint(split: Split) -> str:
+    labels = hashlib.sha256(np.asarray(split.labels, dtype=np.int64).tobytes()).hexdigest()[:16]
+    return f"{_fingerprint(split.texts)}-{labels}"
 
 
 class KerasFamily(Family):
@@ -127,8 +140,9 @@ class KerasFamily(Family):
 
     def fit(self, train: Split, val: Split, hp: KerasHyperparameters, options: FitOptions) -> dict[str, list[float]]:
         keras.utils.set_random_seed(options.seed)
-        keras.mixed_precision.set_global_policy(precision_policy(self.config.mixed_precision))
-        if self.encoder is None:
+        policy = precision_policy(self.config.mixed_precision)
+        keras.mixed_precision.set_global_policy(policy)
+        if self.encoder is None:  # a learned vocabulary is a function of the training texts: same on resume
             self.encoder = self.make_encoder(train.texts)
         train_ds = self.dataset(train, hp.batch_size, options.seed)
         val_ds = self.dataset(val, hp.batch_size, None)
@@ -144,24 +158,35 @@ class KerasFamily(Family):
         callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
         if options.on_epoch_end:
             callbacks.append(EpochCallback(options.on_epoch_end, len(train)))
+        record = None
         if options.checkpoint_dir:
-            options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            for stale in options.checkpoint_dir.glob("epoch-*.weights.h5"):
-                stale.unlink()
-            callbacks.append(keras.callbacks.ModelCheckpoint(str(options.checkpoint_dir / CHECKPOINT),
-                                                             save_weights_only=True))
+            record = TrainingRecord(options.checkpoint_dir, self.fit_inputs(train, val, hp, options, policy))
+            callbacks += [keras.callbacks.ModelCheckpoint(str(options.checkpoint_dir / CHECKPOINT),
+                                                          save_weights_only=True), record, record.backup()]
         if options.patience is not None:
-            callbacks.append(BestEpochStopping(options.patience))
+            callbacks.append(BestEpochStopping(options.patience, record.history if record else None))
         fitted = self.core.fit(
             train_ds, validation_data=val_ds, epochs=options.epochs, callbacks=callbacks, verbose=options.verbose
         )
-        history = {k: [float(v) for v in vs] for k, vs in fitted.history.items() if k != "lr"}
-        if options.checkpoint_dir:  # the weights of the epoch that the reported metrics describe
+        trained = {k: [float(v) for v in vs] for k, vs in fitted.history.items() if k != "lr"}
+        history = record.history if record else trained
+        self.resumed_from_epoch = len(history["loss"]) - len(trained.get("loss", []))
+        if record:  # the weights of the epoch that the reported metrics describe
             best = best_epoch(history) + 1
             self.core.load_weights(str(options.checkpoint_dir / CHECKPOINT.format(epoch=best)))
         keras.mixed_precision.set_global_policy("float32")
         self.model = self._inference_model()
         return history
+
+    def fit_inputs(self, train: Split, val: Split, hp: KerasHyperparameters, options: FitOptions,
+                   precision: str) -> dict:
+        """What a fit's checkpoints depend on: a rerun resumes from them only if all of it is unchanged
+        (the code too, as for a reused tuning trial: an edited model would not fit its checkpoint)."""
+        code = sources.digest(sources.closure(type(self).__module__))
+        return {"family": self.name, "code": code, "config": self.config.model_dump(mode="json"),
+                "hyperparameters": hp.model_dump(mode="json"), "epochs": options.epochs, "seed": options.seed,
+                "patience": options.patience, "precision": precision,
+                "train": _split_fingerprint(train), "val": _split_fingerprint(val)}
 
     def _inference_model(self) -> keras.Model:
         texts = keras.Input(shape=(), dtype=tf.string, name="text")

@@ -1,0 +1,153 @@
+"""Faults: signals, dead processes, damaged or unreachable stores, file modes. Each ends in one clear
+line and a non-zero exit, or in a clean recovery, never in a run left RUNNING or half a file."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from imdbclf import params, paths, tracking
+from imdbclf.errors import UserError
+from tests.conftest import REPO
+
+# A stage-like program: a stage run with a trial child run that sleeps until it is signalled.
+SLEEPER = textwrap.dedent("""
+    import sys, time
+    from imdbclf import params, tracking, tuning
+    from imdbclf.errors import exit_on_user_error
+
+    @exit_on_user_error
+    def main():
+        p = params.parse(PARAMS)
+        with tracking.stage_run(p, "tune@sleepy"):
+            def train(number, config):
+                with tracking.child_run(f"trial-{number}"):
+                    print("training", flush=True)
+                    time.sleep(60)
+            storage = tuning.open_storage(tuning.Path("study.db"))
+            grid = {"x": [1]}
+            tuning.Search(tuning.open_study(storage, "m", grid), grid, "k", train).run("grid")
+
+    main()
+""")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, params_dict):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+def runs(uri: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("imdb-sentiment")
+    return client.search_runs([experiment.experiment_id])
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_mark_runs_killed_and_print_one_line(tmp_path, store, params_dict, sig, code):
+    import optuna
+
+    script = tmp_path / "sleeper.py"
+    script.write_text(f"PARAMS = {params_dict!r}\n" + SLEEPER)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "training"
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    stage = next(r for r in runs(store) if r.data.tags["dvc.stage"] == "tune@sleepy"
+                 and "mlflow.parentRunId" not in r.data.tags)
+    assert stderr.strip().splitlines()[-1] == f"interrupted: tune@sleepy, run {stage.info.run_id} marked KILLED"
+    assert "Traceback" not in stderr
+    assert {r.info.status for r in runs(store)} == {"KILLED"}  # the stage run and its trial
+    study = optuna.load_study(study_name=optuna.get_all_study_names(f"sqlite:///{tmp_path / 'study.db'}")[0],
+                              storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert [t.state.name for t in study.trials] == ["FAIL"]
+
+
+def test_runs_of_a_killed_process_are_closed_when_the_next_stage_starts(tmp_path, store, params_dict):
+    p = params.parse(params_dict)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    tracking.setup(p)
+    client = MlflowClient()
+    orphan = client.create_run(mlflow.get_experiment_by_name("imdb-sentiment").experiment_id,
+                               tags={**tracking.process_tags(), "pid": str(dead.pid), "dvc.stage": "tune@lstm"})
+    alive = client.create_run(orphan.info.experiment_id, tags=tracking.process_tags())  # this process: alive
+    with tracking.stage_run(p, "tune@lstm"):
+        pass
+    closed = client.get_run(orphan.info.run_id)
+    assert closed.info.status == "KILLED" and "ended without closing the run" in closed.data.tags["killed_because"]
+    assert client.get_run(alive.info.run_id).info.status == "RUNNING"
+    client.set_terminated(alive.info.run_id)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: f.write_bytes(b""), "is empty (0 bytes)"),
+    (lambda f: f.write_bytes(f.read_bytes()[: f.stat().st_size // 3]), "is truncated"),
+    (lambda f: f.write_bytes(b"garbage" * 100), "is not an SQLite database"),
+])
+def test_a_damaged_store_fails_in_one_line_naming_it(tmp_path, store, params_dict, damage, message):
+    p = params.parse(params_dict)
+    with tracking.stage_run(p, "fetch"):
+        pass
+    path = tmp_path / "mlflow.db"
+    with __import__("sqlite3").connect(path) as db:  # fold the WAL into the file, as a closed store is
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    damage(path)
+    with pytest.raises(UserError, match=re.escape(message)) as err:
+        tracking.setup(p)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    if message == "is empty (0 bytes)":
+        assert path.stat().st_size == 0  # not silently recreated as a new, empty store
+
+
+def test_an_unreachable_server_fails_fast_in_one_line(monkeypatch, params_dict):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    params_dict["tracking"]["connect_timeout_s"] = 2
+    started = time.perf_counter()
+    with pytest.raises(UserError, match=r"MLflow tracking server http://127\.0\.0\.1:9 is not reachable"):
+        tracking.setup(params.parse(params_dict))
+    assert time.perf_counter() - started < 10
+
+
+def test_outputs_honour_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        paths.write_json(tmp_path / "m.json", {"a": 1})
+        paths.write_text(tmp_path / "r.md", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "r.md").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "r.md"]  # no temp files left
+
+
+def test_predict_file_that_is_not_utf8_is_named_with_its_byte_offset(tmp_path):
+    bad = tmp_path / "reviews.txt"
+    bad.write_bytes(b"good movie\n\xff\xfe bad bytes\n")
+    result = subprocess.run([sys.executable, "-m", "imdbclf", "predict", "--file", str(bad), "--model", "x"],
+                            cwd=REPO, capture_output=True, text=True, env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {bad}: not UTF-8 text (invalid start byte at byte 11)"
+
+
+
+
+def test_a_temp_file_left_by_a_killed_writer_goes_with_the_next_write(tmp_path):
+    (tmp_path / ".m.json.4242.tmp").write_text('{"half": ')
+    paths.write_json(tmp_path / "m.json", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
