@@ -11,7 +11,7 @@ SOURCE := $(if $(findstring ://,$(DATA)),$(DATA),$(abspath $(DATA)))
 export TF_USE_LEGACY_KERAS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test cpu bench lint mlflow-ui
+.PHONY: setup run test cpu bench lint mlflow-ui services services-down services-env
 
 setup: $(STAMP)
 
@@ -53,7 +53,7 @@ CPU_OVERRIDES = \
 
 # Every benchmark; each prints its figures and writes metrics/bench/<name>.json.
 # DATA: the IMDB archive (default: ../shared/data/aclImdb_v1_labeled.tar.gz beside the repo).
-BENCHES := minilm_convert input_pipeline encoder_speed encoder_vs_torch minilm_imdb serving
+BENCHES := minilm_convert input_pipeline encoder_speed encoder_vs_torch minilm_imdb serving startup pruning workers
 bench: setup $(VENV)/.bench-installed
 	for b in $(BENCHES); do DATA='$(if $(findstring ://,$(DATA)),,$(SOURCE))' python -m bench.$$b || exit 1; done
 
@@ -63,3 +63,21 @@ $(VENV)/.bench-installed: requirements-bench.txt
 
 mlflow-ui: setup
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts
+
+# The team's PostgreSQL + mlflow server (README: Team set-up). `make services` prints two export lines;
+# `eval "$$(make -s services)"` applies them. SERVICES_HOST: the address to bind to and to put in the URLs.
+SERVICES_DIR ?= .services
+SERVICES_HOST ?= 127.0.0.1
+PG_PORT ?= 5433
+MLFLOW_PORT ?= 5000
+MLFLOW_WORKERS ?= 2
+SERVICES := python -m imdbclf services --dir $(SERVICES_DIR)
+
+services: setup
+	@$(SERVICES) --host $(SERVICES_HOST) --pg-port $(PG_PORT) --mlflow-port $(MLFLOW_PORT) --workers $(MLFLOW_WORKERS) up
+
+services-env: setup
+	@$(SERVICES) env
+
+services-down: setup
+	@$(SERVICES) down

@@ -47,7 +47,7 @@ def write_result(name: str, result: dict) -> None:
     print(f"→ {path.relative_to(REPO)}")
 
 
-PROJECT_FILES = ["dvc.yaml", "stages", "imdbclf", "requirements.txt", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "stages", "imdbclf", "requirements.txt", ".gitignore", ".dvcignore"]
 
 
 def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, stream: bool = False):
@@ -68,19 +68,20 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, 
     return result
 
 
-def make_project(root: Path, params: dict) -> Path:
-    """A fresh git + DVC repository holding this pipeline's code and the given params."""
+def make_project(root: Path, params: dict, source: Path = REPO) -> Path:
+    """A fresh git + DVC repository holding this pipeline's code (from `source`, a checkout) and the
+    given params."""
     import shutil
 
     import yaml
 
     root.mkdir(parents=True)
     for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        path = source / name
+        if path.is_dir():
+            shutil.copytree(path, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy(source, root / name)
+            shutil.copy(path, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "bench@example.invalid"],
                 ["git", "config", "user.name", "bench"], ["dvc", "init", "-q"], ["git", "add", "-A"],

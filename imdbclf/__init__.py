@@ -4,4 +4,7 @@ import os
 
 # tensorflow_hub.KerasLayer needs tf-keras (Keras 2); it must be chosen before TensorFlow is imported.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from imdbclf import console  # noqa: E402 - after the Keras choice, before TensorFlow or MLflow
+
+console.configure()  # library chatter off unless IMDBCLF_VERBOSE=1

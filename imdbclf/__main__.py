@@ -5,8 +5,13 @@
       models/lstm/seed_0 or any MLflow model URI such as models:/imdb-lstm@champion)
   python -m imdbclf promote MODEL [--version N | --experiment NAME]   make a registered version of
       MODEL (the newest by default) the champion, e.g. one a queued experiment registered
+  python -m imdbclf tune-worker MODEL   train the waiting tuning trials of MODEL, as a worker beside
+      the tune stage (here or on another machine with the same data, code, tuning storage and MLflow
+      server: export IMDBCLF_TUNING_STORAGE and MLFLOW_TRACKING_URI as `make services` prints them)
   python -m imdbclf convert-bert HF_DIR OUT_DIR   turn a local Hugging Face BERT-family checkpoint
       into TF Hub-format OUT_DIR/preprocessor and OUT_DIR/encoder, usable as handles in params.yaml
+  python -m imdbclf services up|down|env   the team's PostgreSQL + mlflow server (`make services`;
+      flags: python -m imdbclf services --help)
 """
 
 from __future__ import annotations
@@ -39,8 +44,32 @@ def predictor(model: str | None):
     return lambda texts: pyfunc.predict(pd.DataFrame({"text": list(texts)}))["probability"].to_numpy()
 
 
+def tune_worker(model: str, threads: int | None, idle_exit: float | None) -> None:
+    """Join the model's studies in the tuning storage and train their waiting trials."""
+    import os
+
+    if threads:  # before TensorFlow loads: two workers on two cores must not each take both
+        os.environ.update(OMP_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads),
+                          TF_NUM_INTEROP_THREADS="1")
+    from imdbclf import params, tracking, tuning, workers
+
+    p = params.load()
+    url = tuning.storage_url(p.tuning)
+    tracking.setup(p)
+    runner = workers.TrialRunner(p, model, tuning.open_storage(url, p.tuning))
+    print(f"tune-worker {model}: {runner.worker} on {tuning.shown(url)}, key {runner.key}")
+    with tuning.storage_errors(url):
+        workers.serve(runner, idle_exit if idle_exit is not None else p.tuning.worker_idle_exit_s)
+    print(f"tune-worker {model}: no trials for a while, stopping")
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["services"]:  # a command line of its own, shared with `make services`
+        from imdbclf import services
+
+        return services.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m imdbclf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -54,15 +83,28 @@ def main(argv: list[str] | None = None) -> None:
     which = promote.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="the registered version of <prefix><model> (default: newest)")
     which.add_argument("--experiment", help="the newest version registered by this DVC experiment")
+    worker = commands.add_parser("tune-worker", help="train waiting tuning trials of a model")
+    worker.add_argument("model", help="a model name from params.yaml, e.g. lstm")
+    worker.add_argument("--threads", type=int, help="CPU threads for training (default: all cores)")
+    worker.add_argument("--idle-exit", type=float, help="stop after this many seconds without trials "
+                        "(default: tuning.worker_idle_exit_s)")
     convert = commands.add_parser("convert-bert", help="convert a Hugging Face BERT checkpoint to TF Hub format")
     convert.add_argument("hf_dir", type=Path, help="directory with config.json, model.safetensors, vocab.txt")
     convert.add_argument("out_dir", type=Path, help="where to write preprocessor/ and encoder/")
+    commands.add_parser("services", help="start, stop or show the team's PostgreSQL + mlflow server")
     args = parser.parse_args(argv)
     if args.command == "convert-bert":
-        from imdbclf.hub_export import convert_bert
+        from imdbclf.console import quiet_native_stderr
+
+        with quiet_native_stderr():  # TensorFlow's start-up lines
+            from imdbclf.hub_export import convert_bert
 
         preprocessor, encoder = convert_bert(args.hf_dir, args.out_dir)
         print(f"preprocessor: {preprocessor}\nencoder:      {encoder}")
+        return
+
+    if args.command == "tune-worker":
+        tune_worker(args.model, args.threads, args.idle_exit)
         return
 
     if args.command == "promote":

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable[..., object])
+PARAMS_FILE = "params.yaml"
 
 
 class UserError(Exception):
@@ -27,6 +28,19 @@ class Interrupted(Exception):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def format_validation_error(err, prefix: str = "") -> str:
+    """A pydantic ValidationError in a params.yaml section as one line naming the key, e.g.
+    `params.yaml: unknown key 'lstm.model.layers'` (prefix: where the validated mapping sits)."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
+    if first["type"] == "extra_forbidden":
+        return f"{PARAMS_FILE}: unknown key '{loc}'"
+    if first["type"] == "missing":
+        return f"{PARAMS_FILE}: missing key '{loc}'"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{PARAMS_FILE}: {loc}: {message} (got {first.get('input')!r})"
 
 
 def interrupt_exit_code(err: KeyboardInterrupt) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn import metrics as skm
 
+from imdbclf import console
 from imdbclf.families import Family
 
 
@@ -25,11 +26,26 @@ def classification_metrics(labels: np.ndarray, proba: np.ndarray, threshold: flo
     }
 
 
-def timed_predict(family: Family, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, float]:
+def predict(family: Family, texts: Sequence[str], batch_size: int, desc: str | None = None) -> np.ndarray:
+    """P(positive) for each review; with `desc`, its progress (in ~10 parts of whole batches, so that the
+    batches and thus the probabilities are those of one call)."""
+    if not desc or len(texts) <= batch_size:
+        return family.predict_proba(texts, batch_size)
+    chunk = batch_size * int(np.ceil(np.ceil(len(texts) / batch_size) / 10))
+    parts = []
+    with console.Progress(len(texts), desc, "review") as progress:
+        for start in range(0, len(texts), chunk):
+            parts.append(np.asarray(family.predict_proba(texts[start : start + chunk], batch_size)))
+            progress.update(len(parts[-1]))
+    return np.concatenate(parts)
+
+
+def timed_predict(family: Family, texts: Sequence[str], batch_size: int,
+                  desc: str | None = None) -> tuple[np.ndarray, float]:
     """Probabilities and inference throughput in reviews/second (after one warm-up batch)."""
     family.predict_proba(texts[:batch_size], batch_size)
     started = time.perf_counter()
-    proba = family.predict_proba(texts, batch_size)
+    proba = predict(family, texts, batch_size, desc)
     return proba, len(texts) / max(time.perf_counter() - started, 1e-9)
 
 

@@ -2,7 +2,7 @@
 
 Every section is a pydantic model with `extra="forbid"`, so a misspelt key is an error that names
 it instead of a silently ignored setting. Family-specific sections (`<model>.model` and the tuning
-grid) are validated by the family itself, see `imdbclf.families`.
+grid) are validated against the family's settings (`imdbclf.families.settings`, no TensorFlow).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from imdbclf.errors import UserError
-
-PARAMS_FILE = "params.yaml"
+from imdbclf.errors import PARAMS_FILE, UserError, format_validation_error
 
 
 class Section(BaseModel):
@@ -49,8 +47,29 @@ class TrackingParams(Section):
     connect_timeout_s: float = Field(10.0, gt=0)
 
 
+class TuningParams(Section):
+    """Where the Optuna studies live and how workers that die are noticed (shared by every model)."""
+
+    # null: a journal file at the repository root, shared by every experiment of the repo (several
+    # processes on one machine); postgresql://user@host/db for several machines.
+    # $IMDBCLF_TUNING_STORAGE overrides it.
+    storage: str | None = None
+    heartbeat_interval_s: int = Field(30, gt=0)  # database storages: a worker's heartbeat...
+    grace_period_s: int = Field(120, gt=0)  # ...missed this long fails its trial (a dead pid on this host: at once)
+    max_retry: int = Field(2, ge=0)  # times a trial whose worker died is queued again
+    poll_s: float = Field(2.0, gt=0)  # how often a waiting stage or idle worker looks at the queue
+    worker_idle_exit_s: float = Field(600.0, gt=0)  # a tune-worker stops after this long without trials
+
+
 class TuneParams(Section):
-    strategy: Literal["ofat", "grid"] = "ofat"
+    # ofat: one factor at a time; grid: the full product; tpe: n_trials picked by Optuna's TPE sampler
+    strategy: Literal["ofat", "grid", "tpe"] = "ofat"
+    n_trials: int | None = Field(None, gt=0)  # tpe only
+    # stop unpromising trials early, by validation accuracy per epoch; pruner_args go to Optuna's pruner
+    pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
+    pruner_args: dict[str, Any] = Field(default_factory=dict)
+    # local worker processes; auto: one per GPU, or one on a CPU-only machine
+    workers: int | Literal["auto"] = "auto"
     epochs: int = Field(gt=0)
     # Trials may train on a stratified subsample of the training split (null: all of it).
     max_train: int | None = Field(None, gt=0)
@@ -64,6 +83,10 @@ class TuneParams(Section):
         for key, values in self.grid.items():
             if not isinstance(values, list) or not values:
                 raise ValueError(f"grid.{key} must be a non-empty list")
+        if self.strategy == "tpe" and self.n_trials is None:
+            raise ValueError("strategy tpe needs n_trials")
+        if isinstance(self.workers, int) and self.workers < 1:
+            raise ValueError("workers must be at least 1 (or auto)")
         return self
 
 
@@ -99,6 +122,7 @@ class Params(Section):
     split: SplitParams = SplitParams()
     models: list[str] = Field(min_length=1)
     tracking: TrackingParams = TrackingParams()
+    tuning: TuningParams = TuningParams()
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
     model_sections: dict[str, ModelParams] = Field(default_factory=dict)
@@ -120,17 +144,6 @@ class Params(Section):
 _TOP_LEVEL = set(Params.model_fields) - {"model_sections"}
 
 
-def _format_error(err: ValidationError, prefix: str = "") -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "")
-    if first["type"] == "extra_forbidden":
-        return f"{PARAMS_FILE}: unknown key '{loc}'"
-    if first["type"] == "missing":
-        return f"{PARAMS_FILE}: missing key '{loc}'"
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{PARAMS_FILE}: {loc}: {message} (got {first.get('input')!r})"
-
-
 def parse(raw: dict[str, Any]) -> Params:
     """Validate a params dict; a top-level mapping with a `family` key is a model section."""
     if not isinstance(raw, dict):
@@ -147,15 +160,16 @@ def parse(raw: dict[str, Any]) -> Params:
             try:
                 models[name] = ModelParams.model_validate(section)
             except ValidationError as err:
-                raise UserError(_format_error(err, name)) from None
+                raise UserError(format_validation_error(err, name)) from None
     except ValidationError as err:
-        raise UserError(_format_error(err)) from None
+        raise UserError(format_validation_error(err)) from None
     params = params.model_copy(update={"model_sections": models})
-    for name in params.models:
-        section = params.model(name)
-        from imdbclf.families import validate_section  # families import params: import late
+    # Imported here, not at the top: a stage depends on the code it runs, and the families' settings
+    # are check-params' to depend on (a stage that runs no family does not rerun when they change).
+    from imdbclf.families import validate_section
 
-        validate_section(name, section)
+    for name in params.models:
+        validate_section(name, params.model(name))
     return params
 
 
@@ -169,6 +183,3 @@ def load(path: str | Path = PARAMS_FILE) -> Params:
         raise UserError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
     return parse(raw or {})
 
-
-def format_validation_error(err: ValidationError, prefix: str) -> str:
-    return _format_error(err, prefix)

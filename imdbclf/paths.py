@@ -54,10 +54,6 @@ def tune_metrics(model: str) -> Path:
     return Path("metrics/tune") / f"{model}.json"
 
 
-def study_storage(model: str) -> Path:
-    return Path("models/studies") / f"{model}.db"
-
-
 def model_dir(model: str) -> Path:
     return Path("models") / model
 

@@ -75,7 +75,7 @@ def ensure_registered(name: str, version: str | int | None, model_dir: Path) -> 
     if version_exists(name, version):
         return str(version)
     print(f"registry: {name} version {version} is not in the MLflow store; registering {model_dir} again")
-    info = serving.log_model(model_dir, name, Path("requirements.txt"))
+    info = with_retries(lambda: serving.log_model(model_dir, name, Path("requirements.txt")))
     tag_version(name, info.registered_model_version, {"registered_again_from": model_dir.as_posix()})
     return str(info.registered_model_version)
 
@@ -83,6 +83,16 @@ def ensure_registered(name: str, version: str | int | None, model_dir: Path) -> 
 def promote(prefix: str, model: str, version: int | None = None, experiment: str | None = None) -> ModelVersion:
     """Make a registered version of `model` the champion; return the champion model's version."""
     return promote_version(prefix, model, find_version(prefix, model, version, experiment))
+
+
+def logged_model_id(version: ModelVersion) -> str | None:
+    """The logged model behind a version, which a tracking server requires of a version made from it.
+    A version read through a server has no model_id (MLflow 3.17's client drops it from the reply), but
+    its source names it: `models:/<model_id>`."""
+    if getattr(version, "model_id", None):
+        return version.model_id
+    rest = version.source.removeprefix("models:/") if version.source.startswith("models:/") else ""
+    return rest if rest and "/" not in rest and "@" not in rest else None
 
 
 def promote_version(prefix: str, model: str, source: ModelVersion) -> ModelVersion:
@@ -102,7 +112,6 @@ def promote_version(prefix: str, model: str, source: ModelVersion) -> ModelVersi
         champion = same[0]
     else:
         champion = with_retries(lambda: client.create_model_version(
-            name, source.source, run_id=source.run_id, tags={**source.tags, **tags},
-            model_id=getattr(source, "model_id", None)))
+            name, source.source, run_id=source.run_id, tags={**source.tags, **tags}, model_id=logged_model_id(source)))
     with_retries(lambda: client.set_registered_model_alias(name, ALIAS, str(champion.version)))
     return champion

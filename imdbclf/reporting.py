@@ -45,9 +45,13 @@ def plot_tuning(tunes: Mapping[str, dict]) -> Figure:
     panels = [(name, key) for name, tune in tunes.items() for key in tune["trials"][0]["config"]]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
     for ax, (name, key) in zip(axes[0], panels):
-        trials = tunes[name]["trials"]
-        values = [str(t["config"][key]) for t in trials]
-        ax.scatter(values, [t["val_accuracy"] for t in trials], alpha=0.7)
+        for state, style in (("COMPLETE", {"marker": "o"}), ("PRUNED", {"marker": "x", "color": "grey"})):
+            trials = [t for t in tunes[name]["trials"] if t.get("state", "COMPLETE") == state]
+            if trials:  # a pruned trial at the accuracy it had reached when it stopped
+                ax.scatter([str(t["config"][key]) for t in trials], [t["val_accuracy"] for t in trials], alpha=0.7,
+                           label=state.lower(), **style)
+        if any(t.get("state") == "PRUNED" for t in tunes[name]["trials"]):
+            ax.legend()
         ax.set(title=f"{name}: {key}", ylabel="validation accuracy")
         ax.tick_params(axis="x", rotation=45)
         ax.grid(alpha=0.3)

@@ -23,6 +23,7 @@ import requests
 import sqlalchemy
 from mlflow.tracking import MlflowClient
 
+from imdbclf import console
 from imdbclf.errors import Interrupted, UserError, interrupt_exit_code
 from imdbclf.params import Params
 from imdbclf.paths import project_root
@@ -108,6 +109,7 @@ def setup(params: Params) -> str:
     elif uri.startswith(("http://", "https://")):
         check_server(uri, params.tracking.connect_timeout_s)
     mlflow.set_tracking_uri(uri)
+    console.quiet_mlflow_messages()
     os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "60")
     name = params.tracking.experiment
     client = MlflowClient()
@@ -139,7 +141,8 @@ def process_tags() -> dict[str, str]:
 
 def _alive(pid: int, started: float) -> bool:
     try:
-        return abs(psutil.Process(pid).create_time() - started) < 1.0  # not a recycled pid
+        process = psutil.Process(pid)  # a recycled pid has another start time; a killed child may be a zombie
+        return abs(process.create_time() - started) < 1.0 and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
 
@@ -156,9 +159,7 @@ def close_dead_runs(experiment_id: str) -> list[str]:
         tags = run.data.tags
         if "pid" not in tags or _alive(int(tags["pid"]), float(tags.get("pid_started", 0))):
             continue
-        reason = f"process {tags['pid']} on {host} ended without closing the run (killed?)"
-        with_retries(lambda r=run.info.run_id, why=reason: client.set_tag(r, "killed_because", why))
-        with_retries(lambda r=run.info.run_id: client.set_terminated(r, "KILLED"))
+        mark_killed(run.info.run_id, f"process {tags['pid']} on {host} ended without closing the run (killed?)")
         closed.append(run.info.run_id)
     if closed:
         print(f"tracking: marked {len(closed)} run(s) of dead processes KILLED")
@@ -242,9 +243,11 @@ def log_reused_trial(model: str, result) -> None:
 
 
 @contextlib.contextmanager
-def _run(name: str, tags: Mapping[str, str], nested: bool = False) -> Iterator[mlflow.ActiveRun]:
+def _run(name: str, tags: Mapping[str, str], nested: bool = False,
+         parent_run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """A run that ends FINISHED, FAILED (an exception) or KILLED (Ctrl-C, SIGTERM)."""
-    run = with_retries(lambda: mlflow.start_run(run_name=name, nested=nested, tags={**tags, **process_tags()}))
+    run = with_retries(lambda: mlflow.start_run(run_name=name, nested=nested, parent_run_id=parent_run_id,
+                                                tags={**tags, **process_tags()}))
     status = "FAILED"
     try:
         yield run
@@ -254,6 +257,15 @@ def _run(name: str, tags: Mapping[str, str], nested: bool = False) -> Iterator[m
         raise
     finally:
         with_retries(lambda: mlflow.end_run(status=status))
+
+
+def mark_killed(run_id: str, reason: str) -> None:
+    """Close a run whose process can no longer do it (killed, or its worker lost)."""
+    client = MlflowClient()
+    if with_retries(lambda: client.get_run(run_id)).info.status != "RUNNING":
+        return
+    with_retries(lambda: client.set_tag(run_id, "killed_because", reason))
+    with_retries(lambda: client.set_terminated(run_id, "KILLED"))
 
 
 @contextlib.contextmanager
@@ -270,6 +282,23 @@ def stage_run(params: Params, stage: str, logged_params: Mapping[str, Any] | Non
     except KeyboardInterrupt as err:
         where = f"run {run_id} marked KILLED" if run_id else "before its MLflow run started"
         raise Interrupted(f"{stage}, {where}", interrupt_exit_code(err)) from None
+
+
+@contextlib.contextmanager
+def trial_run(name: str, parent_run_id: str | None, tags: Mapping[str, str]) -> Iterator[mlflow.ActiveRun]:
+    """A trial's run: a child of the tune stage's run, also when a worker in another process or on
+    another machine trains it (then the parent is named by id, and its DVC and git tags are copied)."""
+    active = mlflow.active_run()
+    if active is not None and parent_run_id in (None, active.info.run_id):
+        with child_run(name, tags) as run:
+            yield run
+        return
+    inherited = {}
+    if parent_run_id:
+        parent = with_retries(lambda: MlflowClient().get_run(parent_run_id))
+        inherited = {k: v for k, v in parent.data.tags.items() if k.startswith(("dvc.", "git."))}
+    with _run(name, {**inherited, **tags}, nested=active is not None, parent_run_id=parent_run_id) as run:
+        yield run
 
 
 @contextlib.contextmanager

@@ -5,34 +5,24 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import tensorflow as tf
 import tf_keras as keras
-from pydantic import BaseModel, ConfigDict, Field
 
-from imdbclf import paths
+from imdbclf import console, paths
 from imdbclf.families import best_epoch
+from imdbclf.families.settings.keras import OPTIMIZERS, OptimizerSettings
 
-OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+__all__ = ["OPTIMIZERS", "OptimizerSettings", "make_optimizer", "learning_rate"]
 # Weights that AdamW leaves undecayed, as tf-models-official's create_optimizer does.
 NO_DECAY = ("LayerNorm", "layer_norm", "bias")
 
 EpochLogger = Callable[[int, dict], None]
-
-
-class OptimizerSettings(BaseModel):
-    """The fixed part of optimisation; optimizer, batch size and learning rate are tuned."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    schedule: Literal["constant", "linear_warmup_decay"] = "constant"
-    warmup_fraction: float = Field(0.1, ge=0, lt=1)
-    weight_decay: float = Field(0.01, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    epsilon: float = Field(1e-7, gt=0)
 
 
 @keras.utils.register_keras_serializable(package="imdbclf")
@@ -96,6 +86,32 @@ class EpochCallback(keras.callbacks.Callback):
         values["examples_per_second"] = self.examples / max(seconds, 1e-9)
         values["epoch_seconds"] = float(seconds)
         self.log(epoch + 1, values)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Progress within each epoch instead of Keras' own (`verbose=2` prints only when an epoch ends,
+    minutes of silence on a CPU or with a transformer): a bar with ETA on a terminal, a line at every
+    ~10% of the epoch's batches otherwise; then one line with the epoch's metrics, on stdout."""
+
+    def __init__(self, steps: int, file=None, tty: bool | None = None, out=None):
+        super().__init__()
+        self.steps, self.file, self.tty, self.out = steps, file, tty, out
+        self.progress: console.Progress | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        steps = (self.params or {}).get("steps") or self.steps
+        self.epochs = (self.params or {}).get("epochs", "?")
+        self.progress = console.Progress(steps, f"epoch {epoch + 1}/{self.epochs}", "batch", self.file, self.tty)
+
+    def on_train_batch_end(self, batch, logs=None):
+        shown = {k: float(v) for k, v in (logs or {}).items() if k in ("loss", "accuracy")}
+        self.progress.update(1, **shown)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.progress.close()
+        took = console.duration(time.perf_counter() - self.progress.started)
+        metrics = ", ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items() if k != "lr")
+        print(f"epoch {epoch + 1}/{self.epochs}: {metrics} ({took})", file=self.out or sys.stdout, flush=True)
 
 
 class BestEpochStopping(keras.callbacks.Callback):

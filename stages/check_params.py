@@ -5,14 +5,13 @@ The other stages read only their own sections, so DVC would call a misspelt or u
 next `dvc repro` on it, in one line naming the key.
 """
 
-from imdbclf import params
-from imdbclf.errors import exit_on_user_error
+from imdbclf import console, params
 
 
-@exit_on_user_error
-def main() -> None:
+@console.stage("check-params")
+def main() -> str:
     p = params.load()
-    print(f"check-params: {params.PARAMS_FILE} is valid; models {', '.join(p.models)}")
+    return f"{params.PARAMS_FILE} is valid; models {', '.join(p.models)}"
 
 
 if __name__ == "__main__":

@@ -8,19 +8,18 @@ none of them.
 
 import argparse
 
-from imdbclf import families, params, paths, sources
-from imdbclf.errors import exit_on_user_error
+from imdbclf import console, families, params, paths, sources
 
 MODEL_STAGES = ("tune", "retrain", "evaluate")
 
 
-@exit_on_user_error
-def main(model: str) -> None:
+@console.stage("code@{}")
+def main(model: str) -> str:
     family = families.family_module(params.load().model(model).family)
     for stage in MODEL_STAGES:
         files = sources.closure(f"stages.{stage}", family)
         paths.write_text(paths.code_manifest(model, stage), sources.manifest(files))
-    print(f"code@{model}: {family} and the code of {', '.join(MODEL_STAGES)} listed in metrics/code/{model}/")
+    return f"{family} and the code of {', '.join(MODEL_STAGES)} listed in metrics/code/{model}/"
 
 
 if __name__ == "__main__":

@@ -7,15 +7,14 @@ import argparse
 
 import pandas as pd
 
-from imdbclf import evaluation, families, params, paths, statistics, tracking
-from imdbclf.errors import exit_on_user_error
+from imdbclf import console, evaluation, families, params, paths, statistics, tracking
 
 SUMMARIZED = ("accuracy", "loss", "precision", "recall", "f1", "roc_auc", "reviews_per_second", "val_accuracy",
               "val_loss")
 
 
-@exit_on_user_error
-def main(model: str) -> None:
+@console.stage("evaluate@{}")
+def main(model: str) -> str:
     p = params.load()
     section = p.model(model)
     test, val = paths.load_split("test"), paths.load_split("val")
@@ -27,9 +26,9 @@ def main(model: str) -> None:
                        for split in (test, val)}
         for i, seed in enumerate(section.retrain.seeds):
             family = families.load(paths.seed_dir(model, seed))
-            proba, speed = evaluation.timed_predict(family, test.texts, p.evaluate.batch_size)
+            proba, speed = evaluation.timed_predict(family, test.texts, p.evaluate.batch_size, f"seed {seed}: test")
             # the saved model on validation: the numbers retrain reported for its best epoch, reproduced
-            val_proba = family.predict_proba(val.texts, p.evaluate.batch_size)
+            val_proba = evaluation.predict(family, val.texts, p.evaluate.batch_size, f"seed {seed}: validation")
             val_scores = evaluation.classification_metrics(val.labels, val_proba)
             scores = {"seed": seed, **evaluation.classification_metrics(test.labels, proba),
                       "reviews_per_second": speed, "val_accuracy": val_scores["accuracy"],
@@ -59,11 +58,11 @@ def main(model: str) -> None:
         tracking.log_artifact(paths.eval_metrics(model))
         print(f"evaluate@{model}: saved model on validation: accuracy {result['val_accuracy']:.4f}, "
               f"loss {result['val_loss']:.4f}")
-        accuracy = statistics.mean_std(result["accuracy"], result["accuracy_std"], len(per_seed))
-        print(f"evaluate@{model}: test accuracy {accuracy}, "
-              f"F1 {result['f1']:.4f}, ROC-AUC {result['roc_auc']:.4f}, {result['reviews_per_second']:.0f} reviews/s")
         for row in scored:
             print(f"  {row['probability']:.3f} {row['label']:8s} {row['text'][:70]}")
+    accuracy = statistics.mean_std(result["accuracy"], result["accuracy_std"], len(per_seed))
+    return (f"test accuracy {accuracy}, F1 {result['f1']:.4f}, ROC-AUC {result['roc_auc']:.4f}, "
+            f"{result['reviews_per_second']:.0f} reviews/s")
 
 
 if __name__ == "__main__":

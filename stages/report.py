@@ -11,8 +11,7 @@ import os
 
 import pandas as pd
 
-from imdbclf import params, paths, registry, reporting, statistics, tracking
-from imdbclf.errors import exit_on_user_error
+from imdbclf import console, params, paths, registry, reporting, statistics, tracking
 
 FIGURES = {"history": "Train vs validation accuracy and loss per epoch",
            "tuning": "Tuning: validation accuracy per hyperparameter value",
@@ -41,8 +40,8 @@ def champion_with_lead(rows: list[dict], val_correct: dict, movies, r) -> dict:
     return champion
 
 
-@exit_on_user_error
-def main() -> None:
+@console.stage("report")
+def main() -> str:
     p = params.load()
     r = p.report
     with tracking.stage_run(p, "report", {"report": r.model_dump(), "models": p.models}):
@@ -104,7 +103,6 @@ def main() -> None:
             tracking.log_artifact(path)
         for figure in sorted(paths.REPORT_FIGURES.glob("*.png")):
             tracking.log_artifact(figure, "figures")
-        print(f"report: {paths.REPORT_MD} written; champion {champion['model']}")
         if "lead" in champion:
             lead = champion["lead"]
             print(f"  lead over {lead['runner_up']} on validation {lead['diff']:+.4f} "
@@ -122,6 +120,8 @@ def main() -> None:
             version = registry.promote_version(prefix, champion["model"], to_promote)
             print(f"report: {registry.champion_uri(prefix)} → {version.tags.get('source_model')} "
                   f"version {version.tags.get('source_version')}")
+    return f"champion {champion['model']}; {paths.REPORT_MD} written"
+
 
 if __name__ == "__main__":
     main()

@@ -5,17 +5,17 @@ and logs the first seed's model to MLflow as a pyfunc registered as `<prefix><mo
 """
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from imdbclf import failpoints, families, params, paths, registry, serving, tracking
-from imdbclf.errors import exit_on_user_error
+from imdbclf import console, failpoints, families, params, paths, registry, serving, tracking
 
 
-@exit_on_user_error
-def main(model: str) -> None:
+@console.stage("retrain@{}")
+def main(model: str) -> str:
     p = params.load()
     section = p.model(model)
     best = paths.read_json(paths.tune_metrics(model))["best"]
@@ -58,7 +58,8 @@ def main(model: str) -> None:
                 paths.write_csv(frame, paths.history(model))
                 tracking.log_artifact(paths.history(model))
                 registered = p.tracking.registered_model_prefix + model
-                info = serving.log_model(paths.seed_dir(model, seed), registered, Path("requirements.txt"))
+                info = tracking.with_retries(functools.partial(  # a busy embedded store is retried
+                    serving.log_model, paths.seed_dir(model, seed), registered, Path("requirements.txt")))
                 registry.tag_version(registered, info.registered_model_version, tracking.run_tags(f"retrain@{model}"))
         summary = {"config": best["config"], "seeds": runs,
                    "val_accuracy": sum(r["val_accuracy"] for r in runs) / len(runs),
@@ -67,7 +68,7 @@ def main(model: str) -> None:
                    "registered_model": registered, "model_version": info.registered_model_version}
         paths.write_json(paths.retrain_metrics(model), summary)
         tracking.log_metrics({k: v for k, v in summary.items() if k in ("val_accuracy", "train_seconds")})
-        print(f"retrain@{model}: val_accuracy {summary['val_accuracy']:.4f}")
+    return f"val_accuracy {summary['val_accuracy']:.4f}; registered {registered} version {summary['model_version']}"
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """split: stratified train/validation split of the training reviews, grouped by movie so that
 validation, like the official test set, holds movies never seen in training; test untouched → parquet."""
 
-from imdbclf import data, params, paths, tracking
-from imdbclf.errors import exit_on_user_error
+from imdbclf import console, data, params, paths, tracking
 
 
-@exit_on_user_error
-def main() -> None:
+@console.stage("split")
+def main() -> str:
     p = params.load()
     s = p.split
     with tracking.stage_run(p, "split", {"split": s.model_dump()}):
@@ -30,7 +29,7 @@ def main() -> None:
         for pair, shared in stats.get("movies", {}).get("shared", {}).items():
             tracking.log_metrics({f"movies_shared_{pair}": shared})
         tracking.log_dict(stats, "data.json")
-        print("split: " + ", ".join(f"{k} {v['count']}" for k, v in stats["splits"].items()))
+    return ", ".join(f"{k} {v['count']}" for k, v in stats["splits"].items())
 
 
 if __name__ == "__main__":

@@ -1,61 +1,61 @@
-"""tune@<model>: search the model's grid (ofat or full grid); every trial is a child MLflow run.
+"""tune@<model>: search the model's grid (ofat, grid or tpe); every trial is a child MLflow run.
 
 Trials train on the training split (optionally a stratified subsample) and are scored on the
-validation split at their best epoch. Finished trials are reused while nothing they depend on
-changed, so an interrupted tune resumes instead of starting over.
+validation split at their best epoch. The configs go into Optuna studies in the shared tuning
+storage, where `tune.workers` local worker processes (and any `python -m imdbclf tune-worker` on
+other machines) train them; finished trials are reused while nothing they depend on changed, so an
+interrupted tune resumes instead of starting over, and a queued experiment reuses the workspace's.
 """
 
 import argparse
-import time
 
-from imdbclf import failpoints, families, params, paths, tracking, tuning
-from imdbclf.errors import exit_on_user_error
+from imdbclf import console, params, paths, tracking, tuning, workers
 
 
-@exit_on_user_error
-def main(model: str) -> None:
+@console.stage("tune@{}")
+def main(model: str) -> str:
     p = params.load()
-    section = p.model(model)
-    tune = section.tune
-    train = paths.load_split("train")
-    val = paths.load_split("val")
-    trial_train = train.subsample(tune.max_train, tune.seed, f"{model}.tune.max_train")
-    family = families.create(model, section)
-    key = tuning.trial_key(family, section, [paths.prepared("train"), paths.prepared("val")])
+    tune = p.model(model).tune
+    url = tuning.storage_url(p.tuning)
+    logged = {"model": model, "family": p.model(model).family, "tune": tune.model_dump(),
+              "model_config": p.model(model).model, "tuning_storage": tuning.shown(url)}
+    with tracking.stage_run(p, f"tune@{model}", logged) as run:
+        storage = tuning.open_storage(url, p.tuning)
+        runner = workers.TrialRunner(p, model, storage)
+        gpus = int(runner.family.runtime().get("gpus", 0))
+        count = workers.local_worker_count(tune.workers, gpus)
+        local = workers.start_local_workers(model, count, gpus, p.tuning.worker_idle_exit_s) if count > 1 else []
+        print(f"tune@{model}: {tune.strategy} search, {count} local worker(s), studies in {tuning.shown(url)}")
 
-    def train_trial(number: int, config: dict):
-        hp = families.hyperparameters(model, section, config)
-        with tracking.child_run(f"{model}-trial-{number}", {"trial": str(number)}) as run:
-            tracking.log_params(config)
-            print(f"tune@{model}: trial {number} {config}")
-            started = time.perf_counter()
-            history = family.fit(trial_train, val, hp, families.FitOptions(
-                epochs=tune.epochs, seed=tune.seed, on_epoch_end=tracking.log_metrics_at_step))
-            seconds = time.perf_counter() - started
-            failpoints.reached(f"tune@{model}.trial{number}")
-            best = families.best_epoch(history)
-            tracking.log_metrics({"best_val_accuracy": history["val_accuracy"][best],
-                                  "best_val_loss": history["val_loss"][best], "best_epoch": best + 1,
-                                  "seconds": seconds})
-            return history["val_accuracy"][best], history["val_loss"][best], seconds, run.info.run_id, history
+        def on_phase(study) -> None:  # workers file their trials' runs under this stage's run
+            study.set_user_attr(workers.PARENT_RUN, run.info.run_id)
 
-    logged = {"model": model, "family": section.family, "tune": tune.model_dump(), "model_config": section.model}
-    study_file = paths.study_storage(model)
-    with tracking.stage_run(p, f"tune@{model}", logged), tuning.study_file_errors(study_file):
-        storage = tuning.open_storage(study_file)
-        search = tuning.Search(tuning.open_study(storage, model, tune.grid), tune.grid, key, train_trial,
-                               tuning.finished_trials(storage, key))
-        results = search.run(tune.strategy)
+        def work(study) -> bool:  # one worker: train here; several: they train while this stage waits
+            return runner.run_one(study) if all(proc.poll() is not None for proc in local) else False
+
+        try:
+            with tuning.storage_errors(url):
+                search = tuning.Search(storage, model, runner.key, tune.grid, p.tuning, work,
+                                       lambda study: workers.reconcile(runner, study), tune.pruner,
+                                       tune.pruner_args, tune.n_trials, tune.seed, on_phase)
+                results = search.run(tune.strategy)
+        finally:
+            for proc in local:
+                proc.terminate()
+            for proc in local:
+                proc.wait()
         for result in results:
             if result.reused:
                 tracking.log_reused_trial(model, result)
         summary = tuning.summary(tune.strategy, results)
         paths.write_json(paths.tune_metrics(model), summary)
         tracking.log_metrics({"best_val_accuracy": summary["best"]["val_accuracy"], "trials": len(results),
-                              "reused_trials": sum(r.reused for r in results)})
+                              "reused_trials": sum(r.reused for r in results), "pruned_trials": summary["pruned"],
+                              "epochs_trained": summary["epochs_trained"]})
         tracking.log_params({f"best.{k}": v for k, v in summary["best"]["config"].items()})
         tracking.log_dict(summary, "tune.json")
-        print(f"tune@{model}: best {summary['best']['config']} val_accuracy {summary['best']['val_accuracy']:.4f}")
+    return (f"best {summary['best']['config']} val_accuracy {summary['best']['val_accuracy']:.4f} "
+            f"({len(results)} trials, {summary['pruned']} pruned, {sum(r.reused for r in results)} reused)")
 
 
 if __name__ == "__main__":

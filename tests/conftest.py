@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,28 @@ def tiny_params(source: str, hub_handles: tuple[str, str] | None = None) -> dict
 @pytest.fixture
 def params_dict(tmp_path) -> dict:
     return tiny_params(str(tmp_path / "imdb.tar.gz"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def team_services():
+    """A PostgreSQL cluster and an mlflow server on free loopback ports, started (and stopped) by the code
+    behind `make services`; its `Endpoints` give the tracking URI and database URLs. Skipped where
+    PostgreSQL is not installed."""
+    from imdbclf import services
+
+    if services.postgres_bindir() is None:
+        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl): apt-get install postgresql, as .ci/run does")
+    # not under pytest's tmp (mode 0700): under root, PostgreSQL's unprivileged user must enter the folder
+    root = Path(tempfile.mkdtemp(prefix="imdbclf-services-"))
+    config = services.Config(root=root, pg_port=free_port(), mlflow_port=free_port(), workers=1)
+    try:
+        yield services.up(config)
+    finally:
+        services.down(config)
+        shutil.rmtree(root, ignore_errors=True)

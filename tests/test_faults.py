@@ -21,7 +21,7 @@ from tests.conftest import REPO
 
 # A stage-like program: a stage run with a trial child run that sleeps until it is signalled.
 SLEEPER = textwrap.dedent("""
-    import sys, time
+    import time
     from imdbclf import params, tracking, tuning
     from imdbclf.errors import exit_on_user_error
 
@@ -29,13 +29,13 @@ SLEEPER = textwrap.dedent("""
     def main():
         p = params.parse(PARAMS)
         with tracking.stage_run(p, "tune@sleepy"):
-            def train(number, config):
-                with tracking.child_run(f"trial-{number}"):
+            def train(trial, config):
+                with tracking.child_run(f"trial-{trial.number}"):
                     print("training", flush=True)
                     time.sleep(60)
-            storage = tuning.open_storage(tuning.Path("study.db"))
-            grid = {"x": [1]}
-            tuning.Search(tuning.open_study(storage, "m", grid), grid, "k", train).run("grid")
+            storage = tuning.open_storage("studies.journal", p.tuning)
+            worker = tuning.Worker("k", tuning.worker_identity("cpu"), train)
+            tuning.Search(storage, "m", "k", {"x": [1]}, p.tuning, worker.run_one, lambda study: None).run("grid")
 
     main()
 """)
@@ -73,8 +73,9 @@ def test_sigterm_and_ctrl_c_mark_runs_killed_and_print_one_line(tmp_path, store,
     assert stderr.strip().splitlines()[-1] == f"interrupted: tune@sleepy, run {stage.info.run_id} marked KILLED"
     assert "Traceback" not in stderr
     assert {r.info.status for r in runs(store)} == {"KILLED"}  # the stage run and its trial
-    study = optuna.load_study(study_name=optuna.get_all_study_names(f"sqlite:///{tmp_path / 'study.db'}")[0],
-                              storage=f"sqlite:///{tmp_path / 'study.db'}")
+    journal = optuna.storages.journal.JournalFileBackend(str(tmp_path / "studies.journal"))
+    storage = optuna.storages.JournalStorage(journal)
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
     assert [t.state.name for t in study.trials] == ["FAIL"]
 
 

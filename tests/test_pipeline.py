@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from bench.common import make_project
 from bench.common import run as bench_run
 from tests.conftest import tiny_params
+from tests.test_console import NOISE
 from tests.tiny_hub import write_encoder, write_preprocessor
 from tests.tiny_imdb import write_archive
 
@@ -25,13 +28,41 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) 
     return bench_run(cmd, cwd, env={"MLFLOW_TRACKING_URI": "", **(env or {})}, check=check)
 
 
+# A fresh shell: no virtual environment on PATH, none of the test run's variables.
+FRESH_SHELL = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
+
+
+def readme(command: str, cwd: Path, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
+    """A command as the README writes it, after its one activation step, in a fresh shell."""
+    args = ["bash", "-c", f"source .venv/bin/activate && {command}"]
+    if popen:
+        return subprocess.Popen(args, cwd=cwd, env=FRESH_SHELL, **popen)
+    result = subprocess.run(args, cwd=cwd, env=FRESH_SHELL, capture_output=True, text=True)
+    assert result.returncode == 0, f"{command}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+# Records, at exit, whether a Python process of the first repro loaded TensorFlow.
+AUDIT = """import atexit, json, os, sys
+def _record():
+    with open(os.environ["IMDBCLF_TEST_AUDIT"], "a") as f:
+        f.write(json.dumps({"argv": sys.argv, "tensorflow": "tensorflow" in sys.modules}) + "\\n")
+atexit.register(_record)
+"""
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("e2e")
     archive = write_archive(tmp / "aclImdb_v1.tar.gz", per_class=30, extra={"aclImdb/train/unsup/1_0.txt": b"x"})
     hub = (str(write_preprocessor(tmp / "hub" / "preprocess")), str(write_encoder(tmp / "hub" / "encoder")))
     root = make_project(tmp / "repo", tiny_params(str(archive), hub))
-    run(["dvc", "repro"], root)
+    (root / ".venv").symlink_to(Path(sys.prefix))  # the README's `source .venv/bin/activate`
+    (tmp / "audit").mkdir()
+    (tmp / "audit" / "sitecustomize.py").write_text(AUDIT)
+    result = run(["dvc", "repro"], root, env={"PYTHONPATH": str(tmp / "audit"),
+                                              "IMDBCLF_TEST_AUDIT": str(tmp / "audit.jsonl")})
+    (tmp / "repro.out").write_text(result.stdout + result.stderr)
     return root
 
 
@@ -82,6 +113,28 @@ def test_mlflow_has_a_run_per_stage_and_a_child_per_trial(project):
     assert client.get_registered_model("imdb-lstm").name == "imdb-lstm"
 
 
+def test_each_stage_prints_its_start_and_end_and_no_library_chatter(project):
+    output = (project.parent / "repro.out").read_text()
+    stages = ran_stages(output)
+    assert {"check-params", "fetch", "split", "code@lstm", "tune@lstm", "retrain@bert_small", "report"} <= stages
+    for stage in stages:
+        assert f"\n{stage}: started\n" in output, stage
+        assert re.search(rf"^{re.escape(stage)}: done in [\d.]+ s: \S", output, re.M), stage
+    assert not NOISE.search(output), NOISE.search(output).group(0)
+    assert re.search(r"^epoch 1/2: 1/3 batches \(33%\), .* ETA ", output, re.M)  # training progress, off a terminal
+    assert re.search(r"^epoch 2/2: loss [\d.]+, accuracy [\d.]+, val_loss", output, re.M)
+
+
+def test_stages_that_run_no_tensorflow_family_do_not_load_it(project):
+    audit = [json.loads(line) for line in (project.parent / "audit.jsonl").read_text().splitlines()]
+    loaded = {" ".join([Path(r["argv"][0]).stem, *r["argv"][1:]]): r["tensorflow"] for r in audit
+              if r["argv"] and "stages" in Path(r["argv"][0]).parts}
+    assert {name for name, tf in loaded.items() if not tf} == {
+        "check_params", "fetch", "split", "code tfidf_logreg", "code lstm", "code bert_small", "tune tfidf_logreg",
+        "retrain tfidf_logreg", "evaluate tfidf_logreg", "report"}, loaded
+    assert loaded["tune lstm"] and loaded["evaluate bert_small"]  # the audit sees TensorFlow where it is
+
+
 def test_second_repro_runs_nothing(project):
     started = time.perf_counter()
     result = run(["dvc", "repro"], project)
@@ -90,7 +143,8 @@ def test_second_repro_runs_nothing(project):
 
 
 def test_exp_run_with_a_tune_setting_reruns_from_tune(project):
-    result = run(["dvc", "exp", "run", "-S", "lstm.tune.grid.learning_rate=[0.02]"], project)
+    # as the README writes it, in a fresh shell: DVC runs the stages' `python` from the activated venv
+    result = readme("dvc exp run -S 'lstm.tune.grid.learning_rate=[0.02]'", project)
     ran = [line for line in result.stdout.splitlines() if line.startswith("Running stage")]
     assert "Running stage 'tune@lstm':" in ran
     assert "Running stage 'evaluate@lstm':" in ran
@@ -143,13 +197,13 @@ def test_mlflow_serves_the_champion_on_raw_text(project):
     import urllib.error
     import urllib.request
 
-    uri = "models:/imdb-champion@champion"
     port = free_port()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
-    server = subprocess.Popen(["mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1",
-                               "-p", str(port)], cwd=project, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    log = project.parent / "serve.log"
+    # the README's command, in a fresh shell: MLflow starts uvicorn by name, from the activated venv
+    with open(log, "w") as out:
+        server = readme("MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec mlflow models serve "
+                        f"-m models:/imdb-champion@champion --env-manager local -p {port}", project,
+                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 120
         while True:
@@ -157,7 +211,7 @@ def test_mlflow_serves_the_champion_on_raw_text(project):
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
                 break
             except OSError:
-                assert time.time() < deadline and server.poll() is None, "server did not start"
+                assert time.time() < deadline and server.poll() is None, f"server did not start:\n{log.read_text()}"
                 time.sleep(1)
 
         def invoke(records: list[dict]) -> tuple[int, dict]:
@@ -182,7 +236,7 @@ def test_mlflow_serves_the_champion_on_raw_text(project):
             assert status == 400 and names in error["message"], (records, error)
             assert "\n" not in error["message"] and set(error) == {"error_code", "message"}, error
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn workers
         server.wait(timeout=30)
     served = [row["probability"] for row in answer]
     predicted = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", *texts], project).stdout)
@@ -237,7 +291,7 @@ def test_queued_experiments_with_two_workers_share_one_store(project):
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-qm", "baseline results"], project)
     for c in ("0.5", "8.0"):  # two suffice for two workers; the README's loop queues more
-        run(["dvc", "exp", "run", "--queue", "-S", f"tfidf_logreg.tune.grid.C=[{c}]"], project)
+        run(["dvc", "exp", "run", "--queue", "-S", f"tfidf_logreg.tune.grid.C=[1.0,{c}]"], project)
     run(["dvc", "queue", "start", "-j", "2"], project)
     deadline = time.time() + 600
     while True:
@@ -256,7 +310,13 @@ def test_queued_experiments_with_two_workers_share_one_store(project):
         mine = [r for r in runs if r.data.tags.get("dvc.exp_name") == name]
         stages = {r.data.tags["dvc.stage"] for r in mine}
         assert {"tune@tfidf_logreg", "retrain@tfidf_logreg", "evaluate@tfidf_logreg", "report"} <= stages, name
+        assert not any(s.endswith(("@lstm", "@bert_small")) for s in stages), stages  # unchanged stays unchanged
         assert all(r.info.status == "FINISHED" for r in mine)
+        tune = next(r for r in mine if r.data.tags["dvc.stage"] == "tune@tfidf_logreg"
+                    and "mlflow.parentRunId" not in r.data.tags)
+        trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == tune.info.run_id]
+        reused = [t for t in trials if t.data.tags.get("reused") == "true"]
+        assert [t.data.params["C"] for t in reused] == ["1.0"], name  # the workspace's trial, via the storage
     assert not (project / ".dvc" / "tmp" / "exps" / "mlflow.db").exists()
     # a queued experiment registers its models but never moves the champion; promote does, deliberately
     assert client.get_model_version_by_alias("imdb-champion", "champion").version == before

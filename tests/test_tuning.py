@@ -5,33 +5,46 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from imdbclf import families, tuning
+from imdbclf import families, tuning, workers
 from imdbclf.errors import UserError
+from imdbclf.params import TuningParams
 
 GRID = {"optimizer": ["sgd", "adam"], "batch_size": [16, 32], "learning_rate": [0.1, 0.01]}
 SCORES = {"adam": 0.2, "sgd": 0.0, 32: 0.1, 16: 0.0, 0.01: 0.3, 0.1: 0.0}
 
 
+SETTINGS = TuningParams(poll_s=0.05)
+
+
 class FakeTrainer:
-    """Scores a config from its parts; can be told to 'die' on a given call."""
+    """Scores a config from its parts, one epoch or several; can be told to 'die' on a given call."""
 
-    def __init__(self, die_on: int | None = None):
+    def __init__(self, die_on: int | None = None, epochs: int = 1):
         self.calls: list[dict] = []
-        self.die_on = die_on
+        self.die_on, self.epochs = die_on, epochs
 
-    def __call__(self, number, config):
+    def __call__(self, trial, config):
         if self.die_on is not None and len(self.calls) == self.die_on:
             raise KeyboardInterrupt  # killed mid-trial
         self.calls.append(config)
-        accuracy = 0.5 + sum(SCORES[v] for v in config.values())
-        return accuracy, 1 - accuracy, 1.0, None, {"val_accuracy": [accuracy]}
+        accuracy = 0.5 + sum(SCORES.get(v, 0.0) for v in config.values())
+        history = {"val_accuracy": [], "val_loss": []}
+        for epoch in range(1, self.epochs + 1):
+            history["val_accuracy"].append(accuracy * epoch / self.epochs)
+            history["val_loss"].append(1 - accuracy * epoch / self.epochs)
+            trial.report(history["val_accuracy"][-1], epoch)
+            if trial.should_prune():
+                tuning.record(trial, history, 1.0)
+                raise optuna.TrialPruned()
+        return tuning.record(trial, history, 1.0)
 
 
-def search(tmp_path, grid, key, trainer) -> tuning.Search:
-    """A search as the tune stage sets it up: finished trials looked up once, in the whole storage."""
-    storage = tuning.open_storage(tmp_path / "s.db")
-    return tuning.Search(tuning.open_study(storage, "m", grid), grid, key, trainer,
-                         tuning.finished_trials(storage, key))
+def search(tmp_path, grid, key, trainer, **kwargs) -> tuning.Search:
+    """A search as the tune stage sets it up, training in this process."""
+    storage = tuning.open_storage(str(tmp_path / "studies.journal"), SETTINGS)
+    worker = tuning.Worker(key, tuning.worker_identity("cpu"), trainer)
+    return tuning.Search(storage, "m", key, grid, SETTINGS, worker.run_one,
+                         lambda study: tuning.fail_dead_trials(study, SETTINGS), **kwargs)
 
 
 def test_ofat_tunes_one_factor_at_a_time(tmp_path):
@@ -95,13 +108,13 @@ def test_a_changed_grid_reuses_the_trials_it_shares(tmp_path):
 
 
 def test_a_trial_left_waiting_by_a_killed_process_is_not_trained_under_another_config(tmp_path):
-    storage = tuning.open_storage(tmp_path / "s.db")
-    study = tuning.open_study(storage, "m", GRID)
+    first = search(tmp_path, GRID, "k1", FakeTrainer())
+    study = first.study({"strategy": "queue"})
     stale = {"optimizer": "adam", "batch_size": 32, "learning_rate": 0.01}
-    study.enqueue_trial(stale)  # a process killed right after enqueue_trial, before ask
+    study.enqueue_trial(stale)  # queued by a process without the key (killed before it could say more)
     trainer = FakeTrainer()
     results = search(tmp_path, GRID, "k1", trainer).run("ofat")
-    trials = optuna.load_study(study_name=study.study_name, storage=storage).get_trials()
+    trials = study.get_trials()
     for trial in trials:
         if trial.state == TrialState.COMPLETE:  # every result belongs to the config the trial holds
             assert trial.params == json.loads(trial.user_attrs["config"])
@@ -111,7 +124,9 @@ def test_a_trial_left_waiting_by_a_killed_process_is_not_trained_under_another_c
 
 
 def test_no_private_optuna_api():
-    assert "._storage" not in (Path(tuning.__file__)).read_text()
+    for module in (tuning, workers):
+        text = Path(module.__file__).read_text()
+        assert "._storage" not in text and "_trial_id" not in text and "._study_id" not in text
 
 
 def test_trial_key_follows_what_a_trial_depends_on(tmp_path, params_dict, monkeypatch):
@@ -137,12 +152,37 @@ def test_trial_key_follows_what_a_trial_depends_on(tmp_path, params_dict, monkey
 
 
 def test_a_study_file_deleted_during_a_trial_is_named_as_such(tmp_path):
-    path = tmp_path / "s.db"
+    path = tmp_path / "studies.journal"
 
-    def trainer(number, config):
-        path.unlink()  # another process removes the study while this trial trains
-        return 0.5, 0.5, 1.0, None, {"val_accuracy": [0.5]}
+    def trainer(trial, config):
+        path.unlink()  # another process removes the studies while this trial trains
+        return tuning.record(trial, {"val_accuracy": [0.5], "val_loss": [0.5]}, 1.0)
 
-    with pytest.raises(UserError, match=r"s\.db: the Optuna study file was deleted while tuning"):
-        with tuning.study_file_errors(path):
-            search(tmp_path, GRID, "k", trainer).run("grid")
+    opened = search(tmp_path, GRID, "k", trainer)
+    with pytest.raises(UserError, match=r"studies\.journal: the Optuna study file was deleted while tuning"):
+        with tuning.storage_errors(str(path)):
+            opened.run("grid")
+
+
+def test_a_clearly_worse_trial_is_pruned_at_its_first_epoch(tmp_path):
+    grid = {"optimizer": ["adam", "rmsprop", "sgd"], "batch_size": [16], "learning_rate": [0.1]}
+    SCORES.update(rmsprop=0.2, sgd=-0.45)  # sgd: far below the others from epoch 1 on
+    trainer = FakeTrainer(epochs=4)
+    results = search(tmp_path, grid, "k", trainer, pruner="median",
+                     pruner_args={"n_startup_trials": 2, "n_warmup_steps": 0}).run("grid")
+    by_optimizer = {r.config["optimizer"]: r for r in results}
+    assert by_optimizer["sgd"].state == "PRUNED" and by_optimizer["sgd"].epochs == 1
+    assert by_optimizer["adam"].state == by_optimizer["rmsprop"].state == "COMPLETE"
+    summary = tuning.summary("grid", results)
+    assert summary["pruned"] == 1 and summary["epochs_trained"] == 9
+    assert summary["best"]["config"]["optimizer"] == "adam"
+
+
+def test_tpe_samples_the_grid_until_n_trials_are_done(tmp_path):
+    trainer = FakeTrainer()
+    results = search(tmp_path, GRID, "k", trainer, n_trials=5).run("tpe")
+    assert len(trainer.calls) == 5 and all(c["optimizer"] in GRID["optimizer"] for c in trainer.calls)
+    assert 1 <= len(results) <= 5
+    again = FakeTrainer()  # a rerun finds the study done
+    search(tmp_path, GRID, "k", again, n_trials=5).run("tpe")
+    assert again.calls == []

@@ -1,8 +1,9 @@
 """Model families behind one interface; the stages never ask which family they hold.
 
 A family turns reviews into P(positive). It is configured by its `model:` section in params.yaml
-(validated by `Config`), tuned over hyperparameters validated by `Hyperparameters`, and saved to /
-loaded from a directory that also records which family it is.
+(validated by `Config`), tuned over hyperparameters validated by `Hyperparameters` — both in
+`imdbclf.families.settings.<family>`, which needs no TensorFlow — and saved to / loaded from a
+directory that also records which family it is.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from imdbclf import failpoints
+from imdbclf import console, failpoints
 from imdbclf.data import Split
-from imdbclf.errors import UserError
+from imdbclf.errors import UserError, format_validation_error
+from imdbclf.families.settings import Strict
 
-__all__ = ["Split", "Family", "FitOptions", "best_epoch", "create", "load", "hyperparameters"]
+__all__ = ["Split", "Strict", "Family", "FitOptions", "best_epoch", "create", "load", "hyperparameters"]
 
 # family name -> "module:Class"; imported lazily so the TF-free baseline does not load TensorFlow.
+# Each family's settings are in imdbclf.families.settings.<family name>.
 REGISTRY = {
     "lstm": "imdbclf.families.lstm:BiLSTM",
     "tfidf_logreg": "imdbclf.families.tfidf_logreg:TfidfLogReg",
@@ -55,11 +58,7 @@ class FitOptions:
     # interrupted one that wrote it resumes after its last complete epoch.
     checkpoint_dir: Path | None = None
     on_epoch_end: EpochLogger | None = None
-    verbose: int = 2
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    verbose: int = 1  # 0: silent; otherwise a progress bar per epoch (a line per ~10% off a terminal)
 
 
 class Family(ABC):
@@ -132,12 +131,18 @@ def family_module(name: str) -> str:
 
 def family_class(name: str) -> type[Family]:
     module = family_module(name)
-    return getattr(importlib.import_module(module), REGISTRY[name].split(":")[1])
+    with console.quiet_native_stderr():  # TensorFlow's start-up lines, for the Keras families
+        imported = importlib.import_module(module)
+    return getattr(imported, REGISTRY[name].split(":")[1])
+
+
+def settings(name: str):
+    """The module with the family's `Config` and `Hyperparameters` (pydantic only, no TensorFlow)."""
+    family_module(name)  # an unknown family is a UserError
+    return importlib.import_module(f"{__name__}.settings.{name}")
 
 
 def _validate(model: type[Strict], values: dict[str, Any], where: str) -> Strict:
-    from imdbclf.params import format_validation_error
-
     try:
         return model.model_validate(values)
     except ValidationError as err:
@@ -146,22 +151,21 @@ def _validate(model: type[Strict], values: dict[str, Any], where: str) -> Strict
 
 def create(model_name: str, section) -> Family:
     """A fresh, untrained family for the params section of `model_name`."""
-    cls = family_class(section.family)
-    return cls(_validate(cls.Config, section.model, f"{model_name}.model"))
+    config = _validate(settings(section.family).Config, section.model, f"{model_name}.model")
+    return family_class(section.family)(config)
 
 
 def hyperparameters(model_name: str, section, values: dict[str, Any]) -> Strict:
-    cls = family_class(section.family)
-    return _validate(cls.Hyperparameters, values, f"{model_name}.tune.grid")
+    return _validate(settings(section.family).Hyperparameters, values, f"{model_name}.tune.grid")
 
 
 def validate_section(model_name: str, section) -> None:
-    """Fail at load time, naming the key, on a bad family, model setting or grid value."""
+    """Fail at load time, naming the key, on a bad family, model setting or grid value; imports no
+    TensorFlow (the settings are pure pydantic)."""
     if section.family not in REGISTRY:
         raise UserError(f"params.yaml: {model_name}.family: unknown model family '{section.family}' "
                         f"(known: {', '.join(sorted(REGISTRY))})")
-    cls = family_class(section.family)
-    _validate(cls.Config, section.model, f"{model_name}.model")
+    _validate(settings(section.family).Config, section.model, f"{model_name}.model")
     first = {key: values[0] for key, values in section.tune.grid.items()}
     for key, values in section.tune.grid.items():
         for value in values:

@@ -10,24 +10,14 @@ import numpy as np
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401 - registers the ops the preprocessing SavedModels use
 import tf_keras as keras
-from pydantic import Field
 
 from imdbclf.errors import UserError
-from imdbclf.families.keras_base import KerasConfig, KerasFamily
+from imdbclf.families.keras_base import KerasFamily
+from imdbclf.families.settings.hub_encoder import HubEncoderConfig
 from imdbclf.paths import cache_dir
-from imdbclf.training import OptimizerSettings
 
 # One TF Hub download cache for every experiment of the repo (queued ones run in temp copies).
 os.environ.setdefault("TFHUB_CACHE_DIR", str(cache_dir("tfhub")))
-
-
-class HubEncoderConfig(KerasConfig):
-    encoder: str
-    preprocessor: str
-    seq_len: int = Field(128, gt=2)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    # The report's AdamW recipe: 10% linear warm-up, linear decay to zero, epsilon 1e-6.
-    optimizer: OptimizerSettings = OptimizerSettings(schedule="linear_warmup_decay", epsilon=1e-6)
 
 
 def load_handle(handle: str, key: str):

@@ -9,43 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from pydantic import Field
 
-from imdbclf import sources
-from imdbclf.families import Family, FitOptions, Split, Strict, best_epoch
+from imdbclf import console, sources
+from imdbclf.families import Family, FitOptions, Split, best_epoch
+from imdbclf.families.settings.keras import KerasConfig, KerasHyperparameters
 from imdbclf.paths import cache_dir
 from imdbclf.training import (
     CHECKPOINT,
-    OPTIMIZERS,
     BestEpochStopping,
     EpochCallback,
-    OptimizerSettings,
+    EpochProgress,
     TrainingRecord,
     make_optimizer,
 )
 
+__all__ = ["KerasConfig", "KerasHyperparameters", "KerasFamily"]
+
 SAVED_MODEL = "saved_model"
 TRAINABLE_PARAMS = "trainable_params.txt"
-
-
-class KerasHyperparameters(Strict):
-    optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
-    batch_size: int = Field(32, gt=0)
-    learning_rate: float = Field(1e-3, gt=0)
-
-
-class KerasConfig(Strict):
-    optimizer: OptimizerSettings = OptimizerSettings()
-    jit_compile: bool = False
-    # auto: mixed bfloat16/float16 on a GPU, float32 on a CPU; logits and loss stay float32.
-    mixed_precision: Literal["auto", "off", "mixed_float16", "mixed_bfloat16"] = "auto"
 
 
 def precision_policy(setting: str) -> str:
@@ -106,34 +94,47 @@ class KerasFamily(Family):
         return None
 
     # -- shared machinery
-    def encode(self, texts: np.ndarray, batch_size: int = 1024):
-        outputs = [self.encoder(tf.constant(list(texts[i : i + batch_size]))) for i in range(0, len(texts), batch_size)]
+    def encode(self, texts: np.ndarray, batch_size: int = 1024, progress: str | None = None):
+        """Features of the texts; with `progress` (a description), the progress of the batches."""
+        starts = range(0, len(texts), batch_size)
+        shown = console.Progress(len(starts), progress) if progress and len(starts) > 1 else None
+        outputs = []
+        for i in starts:
+            outputs.append(self.encoder(tf.constant(list(texts[i : i + batch_size]))))
+            if shown:
+                shown.update()
+        if shown:
+            shown.close()
         return tf.nest.map_structure(lambda *parts: tf.concat(parts, 0).numpy(), *outputs)
 
-    def features(self, split: Split):
+    def features(self, split: Split, progress: bool = False):
         """Encode a split once; every later trial and epoch (and, when cacheable, process) reuses it."""
         key = _fingerprint(split.texts)
         if key in self._features:
             return self._features[key]
         disk_key = self.feature_cache_key()
+        what = f"tokenize {split.name}" if progress else None
         if disk_key is None:
-            self._features[key] = self.encode(split.texts)
+            self._features[key] = self.encode(split.texts, progress=what)
             return self._features[key]
         path = cache_dir("features") / f"{hashlib.sha256((disk_key + key).encode()).hexdigest()[:24]}.npz"
         if path.exists():
             with np.load(path) as stored:
                 features = {name: stored[name] for name in stored.files}
         else:
-            features = self.encode(split.texts)
+            features = self.encode(split.texts, progress=what)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
+            # a name of its own: two workers may tokenize the same split at once, and neither may read
+            # the other's half-written file
+            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npz")
             np.savez(tmp, **features)
             os.replace(tmp, path)
         self._features[key] = features
         return features
 
-    def dataset(self, split: Split, batch_size: int, shuffle_seed: int | None) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensor_slices((self.features(split), split.labels.astype("float32")))
+    def dataset(self, split: Split, batch_size: int, shuffle_seed: int | None,
+                progress: bool = False) -> tf.data.Dataset:
+        ds = tf.data.Dataset.from_tensor_slices((self.features(split, progress), split.labels.astype("float32")))
         if shuffle_seed is not None:
             ds = ds.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -144,9 +145,10 @@ class KerasFamily(Family):
         keras.mixed_precision.set_global_policy(policy)
         if self.encoder is None:  # a learned vocabulary is a function of the training texts: same on resume
             self.encoder = self.make_encoder(train.texts)
-        train_ds = self.dataset(train, hp.batch_size, options.seed)
-        val_ds = self.dataset(val, hp.batch_size, None)
-        steps = int(np.ceil(len(train) / hp.batch_size)) * options.epochs
+        train_ds = self.dataset(train, hp.batch_size, options.seed, progress=options.verbose > 0)
+        val_ds = self.dataset(val, hp.batch_size, None, progress=options.verbose > 0)
+        steps_per_epoch = int(np.ceil(len(train) / hp.batch_size))
+        steps = steps_per_epoch * options.epochs
         with distribution_strategy().scope():
             self.core = self.build_core(train_ds.element_spec[0])
             self.core.compile(
@@ -156,6 +158,8 @@ class KerasFamily(Family):
                 jit_compile=self.config.jit_compile,
             )
         callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+        if options.verbose:
+            callbacks.append(EpochProgress(steps_per_epoch))
         if options.on_epoch_end:
             callbacks.append(EpochCallback(options.on_epoch_end, len(train)))
         record = None
@@ -166,7 +170,7 @@ class KerasFamily(Family):
         if options.patience is not None:
             callbacks.append(BestEpochStopping(options.patience, record.history if record else None))
         fitted = self.core.fit(
-            train_ds, validation_data=val_ds, epochs=options.epochs, callbacks=callbacks, verbose=options.verbose
+            train_ds, validation_data=val_ds, epochs=options.epochs, callbacks=callbacks, verbose=0
         )
         trained = {k: [float(v) for v in vs] for k, vs in fitted.history.items() if k != "lr"}
         history = record.history if record else trained

@@ -3,25 +3,12 @@ bidirectional LSTM → pooling → dropout → one logit."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from pydantic import Field
 
-from imdbclf.families.keras_base import KerasConfig, KerasFamily
-
-
-class BiLSTMConfig(KerasConfig):
-    vocab_size: int = Field(20000, gt=2)
-    seq_len: int = Field(256, gt=0)
-    # Which end of a long review to keep: "post" keeps the beginning, "pre" the end.
-    truncate: Literal["post", "pre"] = "post"
-    embed_dim: int = Field(128, gt=0)
-    lstm_units: int = Field(64, gt=0)
-    pooling: Literal["last", "max"] = "max"
-    dropout: float = Field(0.3, ge=0, lt=1)
+from imdbclf.families.keras_base import KerasFamily
+from imdbclf.families.settings.lstm import BiLSTMConfig
 
 
 @keras.utils.register_keras_serializable(package="imdbclf")

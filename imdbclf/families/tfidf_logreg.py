@@ -7,27 +7,15 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from pydantic import Field
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.pipeline import Pipeline
 
-from imdbclf.families import Family, FitOptions, Split, Strict
+from imdbclf.families import Family, FitOptions, Split
+from imdbclf.families.settings.tfidf_logreg import TfidfConfig, TfidfHyperparameters
 
 PIPELINE_FILE = "pipeline.joblib"
-
-
-class TfidfConfig(Strict):
-    max_features: int | None = Field(None, gt=0)
-    sublinear_tf: bool = True
-    max_iter: int = Field(1000, gt=0)
-
-
-class TfidfHyperparameters(Strict):
-    C: float = Field(1.0, gt=0)
-    ngram_max: int = Field(2, ge=1, le=3)
-    min_df: int = Field(2, ge=1)
 
 
 def _strip_markup(text: str) -> str:

@@ -1,0 +1,76 @@
+"""Pruning pays: the Bi-LSTM's grid on a subsample of the real archive, searched in full and with
+successive halving, through the real tune stage (`dvc repro tune@lstm` in a scratch project, each
+search with a study storage of its own so that neither reuses the other's trials).
+Writes metrics/bench/pruning.json. Targets: the pruned search's best validation accuracy within 0.5
+points of the full grid's, with at most 40% of its training epochs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.common import REPO, archive, make_project, run, write_result
+
+SETTINGS = {  # the bench's overrides of params.yaml, recorded with the result
+    "split.max_train": 4000, "split.max_val": 2500, "split.max_test": 100,
+    "lstm.model": {"vocab_size": 10000, "seq_len": 200, "truncate": "pre", "embed_dim": 32, "lstm_units": 16,
+                   "dropout": 0.3},
+    "lstm.tune.strategy": "grid", "lstm.tune.epochs": 6,
+    "lstm.tune.grid": {"optimizer": ["adam", "rmsprop", "sgd"], "batch_size": [32, 64],
+                       "learning_rate": [0.003, 0.001]},
+}
+PRUNED = {"lstm.tune.pruner": "successive_halving",
+          "lstm.tune.pruner_args": {"min_resource": 1, "reduction_factor": 3}}
+
+
+def with_overrides(params: dict, overrides: dict) -> dict:
+    params = copy.deepcopy(params)
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return params
+
+
+def search(project: Path, params: dict, storage: Path) -> dict:
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    started = time.perf_counter()
+    run(["dvc", "repro", "tune@lstm"], project, stream=True,
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}", "IMDBCLF_TUNING_STORAGE": str(storage)})
+    tune = json.loads((project / "metrics/tune/lstm.json").read_text())
+    return {"best_val_accuracy": tune["best"]["val_accuracy"], "best": tune["best"]["config"],
+            "epochs_trained": tune["epochs_trained"], "trials": len(tune["trials"]), "pruned": tune["pruned"],
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def main() -> None:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["source"] = str(archive())
+    params["models"] = ["lstm"]
+    params = with_overrides(params, SETTINGS)
+    with tempfile.TemporaryDirectory() as tmp:
+        project = make_project(Path(tmp) / "project", params)
+        full = search(project, params, Path(tmp) / "full.journal")
+        pruned = search(project, with_overrides(params, PRUNED), Path(tmp) / "pruned.journal")
+    gap = (full["best_val_accuracy"] - pruned["best_val_accuracy"]) * 100
+    ratio = pruned["epochs_trained"] / full["epochs_trained"]
+    write_result("pruning", {
+        "full_grid": full, "successive_halving": pruned,
+        "accuracy_gap_points": round(gap, 2), "epochs_ratio": round(ratio, 3),
+        "targets": {"accuracy_gap_points_at_most": 0.5, "epochs_ratio_at_most": 0.4},
+        "met": gap <= 0.5 and ratio <= 0.4, "settings": {**SETTINGS, **PRUNED},
+    })
+    print(f"full grid: best {full['best_val_accuracy']:.4f} in {full['epochs_trained']} epochs; "
+          f"successive halving: best {pruned['best_val_accuracy']:.4f} in {pruned['epochs_trained']} epochs "
+          f"({ratio:.0%} of the epochs, {gap:+.2f} points)")
+
+
+if __name__ == "__main__":
+    main()

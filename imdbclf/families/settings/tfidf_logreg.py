@@ -1,0 +1,23 @@
+"""Settings of the TF-IDF + logistic regression family (`imdbclf.families.tfidf_logreg`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from imdbclf.families.settings import Strict
+
+
+class TfidfConfig(Strict):
+    max_features: int | None = Field(None, gt=0)
+    sublinear_tf: bool = True
+    max_iter: int = Field(1000, gt=0)
+
+
+class TfidfHyperparameters(Strict):
+    C: float = Field(1.0, gt=0)
+    ngram_max: int = Field(2, ge=1, le=3)
+    min_df: int = Field(2, ge=1)
+
+
+Config = TfidfConfig
+Hyperparameters = TfidfHyperparameters
