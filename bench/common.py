@@ -88,3 +88,26 @@ def make_project(root: Path, params: dict, source: Path = REPO) -> Path:
                 ["git", "commit", "-qm", "project"]):
         run(cmd, root)
     return root
+
+
+def with_overrides(params: dict, overrides: dict) -> dict:
+    """params.yaml's dict with a bench's settings applied, keys dotted as in `dvc exp run -S`."""
+    import copy
+
+    params = copy.deepcopy(params)
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return params
+
+
+def free_port() -> int:
+    """A free TCP port on loopback, for a server a bench starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

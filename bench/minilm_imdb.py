@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import REPO, archive, converted_minilm, make_project, run, write_result
+from bench.common import REPO, archive, converted_minilm, make_project, run, with_overrides, write_result
 
 SETTINGS = {  # the bench's overrides of params.yaml, recorded with the result
     "split.max_train": 4000, "split.max_val": 1000, "split.max_test": 2000,
@@ -28,13 +28,7 @@ def bench_params(preprocessor: Path, encoder: Path) -> dict:
     params["data"]["source"] = str(archive())
     params["models"] = ["bert_small"]
     params["bert_small"]["model"].update(preprocessor=str(preprocessor), encoder=str(encoder))
-    for key, value in SETTINGS.items():
-        *parents, leaf = key.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return params
+    return with_overrides(params, SETTINGS)
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ points of the full grid's, with at most 40% of its training epochs."""
 
 from __future__ import annotations
 
-import copy
 import json
 import tempfile
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import REPO, archive, make_project, run, write_result
+from bench.common import REPO, archive, make_project, run, with_overrides, write_result
 
 SETTINGS = {  # the bench's overrides of params.yaml, recorded with the result
     "split.max_train": 4000, "split.max_val": 2500, "split.max_test": 100,
@@ -26,17 +25,6 @@ SETTINGS = {  # the bench's overrides of params.yaml, recorded with the result
 }
 PRUNED = {"lstm.tune.pruner": "successive_halving",
           "lstm.tune.pruner_args": {"min_resource": 1, "reduction_factor": 3}}
-
-
-def with_overrides(params: dict, overrides: dict) -> dict:
-    params = copy.deepcopy(params)
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return params
 
 
 def search(project: Path, params: dict, storage: Path) -> dict:

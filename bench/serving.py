@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import REPO, archive, make_project, run, write_result
+from bench.common import REPO, archive, free_port, make_project, run, with_overrides, write_result
 
 SETTINGS = {  # the bench's overrides of params.yaml, recorded with the result
     "models": ["tfidf_logreg", "lstm"],
@@ -37,19 +36,7 @@ CLIENTS, WARMUP = 4, 5
 def bench_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["source"] = str(archive())
-    for key, value in SETTINGS.items():
-        *parents, leaf = key.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    return params
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return with_overrides(params, SETTINGS)
 
 
 class Client:

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -19,8 +18,7 @@ from pathlib import Path
 import optuna
 import yaml
 
-from bench.common import REPO, archive, make_project, run, write_result
-from bench.pruning import with_overrides
+from bench.common import REPO, archive, free_port, make_project, run, with_overrides, write_result
 from imdbclf import services
 
 SETTINGS = {  # the bench's overrides of params.yaml, recorded with the result
@@ -30,12 +28,6 @@ SETTINGS = {  # the bench's overrides of params.yaml, recorded with the result
     "lstm.tune.grid": {"optimizer": ["adam", "rmsprop"], "batch_size": [32, 64], "learning_rate": [0.003, 0.001]},
     "tuning.poll_s": 1,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tune(project: Path, params: dict, endpoints: services.Endpoints, workers: int, kill_one: bool = False) -> dict:
