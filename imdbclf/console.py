@@ -56,6 +56,7 @@ def configure() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF's C++ log after start-up, e.g. cuInit errors
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # "View run … at" with a server
     for name in ("tensorflow", "absl", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger("mlflow.pyfunc").addFilter(_DropKnown())
