@@ -30,9 +30,10 @@ test: setup
 lint: setup
 	ruff check .
 
-# The Bi-LSTM and the TF-IDF baseline on a 2-core CPU, as a DVC experiment (settings in README).
+# The Bi-LSTM and the TF-IDF baseline on a 2-core CPU, as a DVC experiment (settings in README);
+# EXTRA adds settings, e.g. EXTRA='-S lstm.tune.workers=2'.
 cpu: setup
-	dvc exp run $(CPU_OVERRIDES)
+	dvc exp run $(CPU_OVERRIDES) $(EXTRA)
 
 CPU_OVERRIDES = \
 	  -S 'models=[tfidf_logreg,lstm]' \
