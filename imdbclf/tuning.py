@@ -34,7 +34,6 @@ from typing import Any
 import optuna
 import psutil
 import sqlalchemy
-from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from imdbclf import families, sources
@@ -372,8 +371,8 @@ class Search:
         else:  # ofat: the optimizer first, then batch size with the best optimizer, and so on
             best = {key: values[0] for key, values in self.grid.items()}
             for key, values in self.grid.items():
-                phase = [self.phase([{**best, key: value} for value in values])]
-                completed = [r for r in phase[0] if r.state == "COMPLETE"]
+                phase = self.phase([{**best, key: value} for value in values])
+                completed = [r for r in phase if r.state == "COMPLETE"]
                 if not completed:
                     raise UserError(f"{self.model}: every trial of the {key} phase was pruned: nothing to "
                                     f"choose from (use a gentler {self.model}.tune.pruner)")
@@ -439,10 +438,6 @@ class Search:
         for trial in sorted(done, key=lambda t: t.number)[: self.n_trials]:
             result = as_result(trial, reused=False)
             self.results.setdefault(config_label(result.config), result)
-
-
-def distributions(grid: dict[str, list]) -> dict[str, CategoricalDistribution]:
-    return {key: CategoricalDistribution(values) for key, values in grid.items()}
 
 
 def best_of(results: list[TrialResult]) -> TrialResult:
