@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import optuna
 import yaml
 
 from bench.common import REPO, archive, make_project, run, with_overrides, write_result
@@ -35,7 +36,18 @@ def search(project: Path, params: dict, storage: Path) -> dict:
     tune = json.loads((project / "metrics/tune/lstm.json").read_text())
     return {"best_val_accuracy": tune["best"]["val_accuracy"], "best": tune["best"]["config"],
             "epochs_trained": tune["epochs_trained"], "trials": len(tune["trials"]), "pruned": tune["pruned"],
-            "seconds": round(time.perf_counter() - started, 1)}
+            "seconds": round(time.perf_counter() - started, 1), "curves": curves(storage)}
+
+
+def curves(storage: Path) -> dict[str, list[float]]:
+    """Each trial's validation accuracy per epoch, in the order trials ran: what the pruner saw."""
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+    found = {}
+    for summary in optuna.get_all_study_summaries(journal):
+        for trial in optuna.load_study(study_name=summary.study_name, storage=journal).trials:
+            history = trial.user_attrs.get("history", {})
+            found[trial.user_attrs["config"]] = [round(v, 4) for v in history.get("val_accuracy", [])]
+    return found
 
 
 def main() -> None:

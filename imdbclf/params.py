@@ -45,6 +45,11 @@ class TrackingParams(Section):
     registered_model_prefix: str = "imdb-"
     # how long a stage waits for a tracking server (http:// URI) to answer before failing in one line
     connect_timeout_s: float = Field(10.0, gt=0)
+    # a RUNNING run writes a `heartbeat` tag this often; one whose heartbeat is older than
+    # run_stale_after_s is marked KILLED by the next stage to start (runs of other hosts: their pid
+    # cannot be checked from here)
+    run_heartbeat_s: float = Field(60.0, gt=0)
+    run_stale_after_s: float = Field(900.0, gt=0)
 
 
 class TuningParams(Section):

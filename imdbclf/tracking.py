@@ -12,6 +12,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -29,6 +30,9 @@ from imdbclf.params import Params
 from imdbclf.paths import project_root
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+HEARTBEAT_TAG = "heartbeat"
+# set by setup() from params.tracking: how often a run's heartbeat is written, and when it is stale
+_heartbeat = {"every_s": 60.0, "stale_after_s": 900.0}
 
 
 def tracking_uri(params: Params) -> str:
@@ -109,6 +113,7 @@ def setup(params: Params) -> str:
     elif uri.startswith(("http://", "https://")):
         check_server(uri, params.tracking.connect_timeout_s)
     mlflow.set_tracking_uri(uri)
+    _heartbeat.update(every_s=params.tracking.run_heartbeat_s, stale_after_s=params.tracking.run_stale_after_s)
     console.quiet_mlflow_messages()
     os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE", "60")
     name = params.tracking.experiment
@@ -148,22 +153,61 @@ def _alive(pid: int, started: float) -> bool:
 
 
 def close_dead_runs(experiment_id: str) -> list[str]:
-    """Mark KILLED the runs left RUNNING on this host by processes that are gone (SIGKILL, a crash, a
-    power cut): no signal handler runs then, so the next stage to start closes them."""
+    """Mark KILLED the runs left RUNNING by processes that are gone (SIGKILL, a crash, a power cut): no
+    signal handler runs then, so the next stage to start closes them. On this host a run's pid tells;
+    a run of another host is gone when its heartbeat is older than tracking.run_stale_after_s."""
     client = MlflowClient()
     host = socket.gethostname()
     running = with_retries(lambda: client.search_runs(
-        [experiment_id], f"attributes.status = 'RUNNING' and tags.host = '{host}'", max_results=1000))
+        [experiment_id], "attributes.status = 'RUNNING'", max_results=1000))
     closed = []
     for run in running:
-        tags = run.data.tags
-        if "pid" not in tags or _alive(int(tags["pid"]), float(tags.get("pid_started", 0))):
-            continue
-        mark_killed(run.info.run_id, f"process {tags['pid']} on {host} ended without closing the run (killed?)")
-        closed.append(run.info.run_id)
+        reason = _why_dead(run, host)
+        if reason:
+            mark_killed(run.info.run_id, reason)
+            closed.append(run.info.run_id)
     if closed:
         print(f"tracking: marked {len(closed)} run(s) of dead processes KILLED")
     return closed
+
+
+def _why_dead(run: mlflow.entities.Run, host: str) -> str | None:
+    tags = run.data.tags
+    if "pid" not in tags:
+        return None
+    if tags.get("host") == host:
+        if _alive(int(tags["pid"]), float(tags.get("pid_started", 0))):
+            return None
+        return f"process {tags['pid']} on {host} ended without closing the run (killed?)"
+    last = float(tags.get(HEARTBEAT_TAG) or run.info.start_time / 1000)
+    silent = time.time() - last
+    if silent <= _heartbeat["stale_after_s"]:
+        return None
+    return (f"no heartbeat from process {tags['pid']} on {tags.get('host')} for {silent:.0f} s "
+            f"(tracking.run_stale_after_s: {_heartbeat['stale_after_s']:g})")
+
+
+@contextlib.contextmanager
+def _heartbeat_of(run_id: str) -> Iterator[None]:
+    """Refresh the run's heartbeat tag in the background while it is open, so that other hosts can
+    tell a long-running stage from one whose machine went away."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        client = MlflowClient()
+        while not stop.wait(_heartbeat["every_s"]):
+            try:
+                client.set_tag(run_id, HEARTBEAT_TAG, f"{time.time():.0f}")
+            except Exception:  # noqa: BLE001 - a missed beat is retried at the next one
+                pass
+
+    thread = threading.Thread(target=beat, name=f"mlflow-heartbeat-{run_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def git_commit() -> str | None:
@@ -247,10 +291,12 @@ def _run(name: str, tags: Mapping[str, str], nested: bool = False,
          parent_run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """A run that ends FINISHED, FAILED (an exception) or KILLED (Ctrl-C, SIGTERM)."""
     run = with_retries(lambda: mlflow.start_run(run_name=name, nested=nested, parent_run_id=parent_run_id,
-                                                tags={**tags, **process_tags()}))
+                                                tags={**tags, **process_tags(),
+                                                      HEARTBEAT_TAG: f"{time.time():.0f}"}))
     status = "FAILED"
     try:
-        yield run
+        with _heartbeat_of(run.info.run_id):
+            yield run
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

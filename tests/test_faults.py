@@ -96,6 +96,26 @@ def test_runs_of_a_killed_process_are_closed_when_the_next_stage_starts(tmp_path
     client.set_terminated(alive.info.run_id)
 
 
+def test_runs_of_other_hosts_are_closed_when_their_heartbeat_stops(tmp_path, store, params_dict):
+    params_dict["tracking"].update(run_heartbeat_s=0.2, run_stale_after_s=30)
+    p = params.parse(params_dict)
+    tracking.setup(p)
+    client = MlflowClient()
+    experiment_id = mlflow.get_experiment_by_name("imdb-sentiment").experiment_id
+    elsewhere = {"host": "another-machine", "pid": "4242", "pid_started": "0"}
+    silent = client.create_run(experiment_id, tags={**elsewhere, "heartbeat": f"{time.time() - 60:.0f}"})
+    beating = client.create_run(experiment_id, tags={**elsewhere, "heartbeat": f"{time.time():.0f}"})
+    with tracking.stage_run(p, "tune@lstm") as run:
+        first = client.get_run(run.info.run_id).data.tags["heartbeat"]
+        time.sleep(2.5)  # this run's own heartbeat moves on while it is open
+        assert client.get_run(run.info.run_id).data.tags["heartbeat"] > first
+    closed = client.get_run(silent.info.run_id)
+    assert closed.info.status == "KILLED"
+    assert "no heartbeat from process 4242 on another-machine" in closed.data.tags["killed_because"]
+    assert client.get_run(beating.info.run_id).info.status == "RUNNING"
+    client.set_terminated(beating.info.run_id)
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda f: f.write_bytes(b""), "is empty (0 bytes)"),
     (lambda f: f.write_bytes(f.read_bytes()[: f.stat().st_size // 3]), "is truncated"),
