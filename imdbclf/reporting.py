@@ -16,6 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from imdbclf.paths import atomic_path  # noqa: E402
+from imdbclf.serving import SENTIMENTS  # noqa: E402
 from imdbclf.statistics import mean_std  # noqa: E402
 
 
@@ -227,16 +228,17 @@ def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: l
         lines.append("Only one model ran: nothing to compare.")
     lines += ["", "## Figures", ""]
     lines += [f"![{title}]({path})" for title, path in figures.items()]
-    lines += ["", "## Example reviews: P(positive) per model", ""]
+    lines += ["", "## Example reviews: P(positive) and sentiment per model", ""]
     names = [r["model"] for r in rows]
     lines += ["| review | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for example in examples:
-        lines.append(f"| {example['text']} | " + " | ".join(f"{example[n]:.3f}" for n in names) + " |")
+        lines.append(f"| {example['text']} | " + " | ".join(
+            f"{example[n]['probability']:.3f} {example[n]['sentiment']}" for n in names) + " |")
     for name, frame in worst.items():
         lines += ["", f"## {name}: the test reviews it gets most confidently wrong", "",
-                  "| true label | P(positive) | review |", "|---|---|---|"]
+                  "| true sentiment | P(positive) | review |", "|---|---|---|"]
         for _, row in frame.iterrows():
             text = " ".join(str(row["text"]).replace("|", "/").replace("<br />", " ").split())
-            label = "positive" if row["label"] == 1 else "negative"
-            lines.append(f"| {label} | {row['probability']:.3f} | {text[:300]}{'…' if len(text) > 300 else ''} |")
+            lines.append(f"| {SENTIMENTS[int(row['label'])]} | {row['probability']:.3f} | "
+                         f"{text[:300]}{'…' if len(text) > 300 else ''} |")
     return "\n".join(lines) + "\n"

@@ -80,8 +80,8 @@ def main() -> str:
 
         pairs = statistics.pairwise(test_correct, r.bootstrap_samples, r.confidence, r.seed)
         champion = champion_with_lead(rows, val_correct, movies, r)
-        examples = [{"text": e["text"], **{m: scored[m][i]["probability"] for m in p.models}}
-                    for i, e in enumerate(scored[p.models[0]])]
+        examples = [{"text": e["text"], **{m: {k: v for k, v in scored[m][i].items() if k != "text"} for m in p.models}}
+                    for i, e in enumerate(scored[p.models[0]])]  # per model: probability, label, sentiment
         figures = {title: f"figures/{name}.png" for name, title in FIGURES.items()}
         text = reporting.markdown(rows, pairs, r.confidence, examples, worst, champion, figures)
         drawn = {"history": reporting.plot_histories(histories, best_epochs), "tuning": reporting.plot_tuning(tunes),

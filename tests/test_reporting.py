@@ -100,3 +100,14 @@ def test_roc_legend_gives_each_models_auc():
     fig = reporting.plot_roc({"lstm": frame, "tfidf_logreg": frame}, {"lstm": 0.9535, "tfidf_logreg": float("nan")})
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["lstm (AUC 0.9535)", "tfidf_logreg", "chance"]
+
+
+def test_the_report_gives_each_example_its_probability_and_sentiment():
+    row = {"model": "lstm", "config": {"optimizer": "adam"}, "val_accuracy": 0.88, "val_ci_low": 0.87,
+           "val_ci_high": 0.89, "test_accuracy": 0.88, "test_accuracy_std": None, "seeds": 1, "f1": 0.88,
+           "roc_auc": 0.95, "trainable_params": 1000, "train_seconds": 10.0, "reviews_per_second": 100.0}
+    examples = [{"text": "The movie was great!", "lstm": {"probability": 0.973, "label": 1, "sentiment": "positive"}}]
+    worst = {"lstm": pd.DataFrame({"text": ["fine"], "label": [0], "probability": [0.9]})}
+    text = reporting.markdown([row], [], 0.95, examples, worst, {"model": "lstm"}, {})
+    assert "| The movie was great! | 0.973 positive |" in text
+    assert "| negative | 0.900 | fine |" in text
