@@ -144,7 +144,7 @@ def pinned(requirements: Path = REQUIREMENTS) -> dict[str, str]:
 def pip_requirements(family: str, requirements: Path = REQUIREMENTS) -> list[str]:
     """The lines of requirements.txt that scoring a `family` model needs, and no other: the environment
     that `mlflow models serve --env-manager virtualenv` or `mlflow models build-docker` builds from the
-    logged model has no DVC, Optuna or matplotlib, and a TF-IDF model's none of TensorFlow."""
+    logged model has no DVC, Optuna or matplotlib, and a TF-IDF model's has no TensorFlow either."""
     from imdbclf import families
 
     wanted = (*SCORING_PACKAGES, *families.SCORING_PACKAGES[family])
