@@ -128,21 +128,19 @@ def main(argv: list[str] | None = None) -> None:
                   if line.strip()]
     if not texts:
         raise UserError("no reviews given: pass them as arguments or with --file")
-    from imdbclf.serving import InvalidInput, as_texts
+    from imdbclf.serving import InvalidInput, as_texts, predictions
 
     try:
         texts = as_texts(texts)  # the served model's checks: an empty review is a mistake, not a review
     except InvalidInput as err:
         raise UserError(err.reason) from None
-    proba = predictor(args.model)(texts)
-    rows = [{"text": t, "probability": float(p), "label": "positive" if p >= 0.5 else "negative"}
-            for t, p in zip(texts, proba)]
+    rows = predictions(texts, predictor(args.model)(texts))
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
     else:
         for row in rows:
-            print(f"{row['probability']:.4f}\t{row['label']}\t{row['text'][:80]}")
+            print(f"{row['probability']:.4f}\t{row['label']}\t{row['sentiment']}\t{row['text'][:80]}")
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def ensure_registered(name: str, version: str | int | None, model_dir: Path) -> 
     if version_exists(name, version):
         return str(version)
     print(f"registry: {name} version {version} is not in the MLflow store; registering {model_dir} again")
-    info = with_retries(lambda: serving.log_model(model_dir, name, Path("requirements.txt")))
+    info = with_retries(lambda: serving.log_model(model_dir, name))
     tag_version(name, info.registered_model_version, {"registered_again_from": model_dir.as_posix()})
     return str(info.registered_model_version)
 

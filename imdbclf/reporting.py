@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -15,6 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from imdbclf.paths import atomic_path  # noqa: E402
+from imdbclf.serving import SENTIMENTS  # noqa: E402
 from imdbclf.statistics import mean_std  # noqa: E402
 
 
@@ -27,45 +29,141 @@ def most_confidently_wrong(frame: pd.DataFrame, proba: np.ndarray, n: int) -> pd
     return picked[wrong_by[order] > 0.5]
 
 
-def plot_histories(histories: Mapping[str, pd.DataFrame]) -> Figure:
-    fig, axes = plt.subplots(len(histories), 2, figsize=(10, 3.2 * len(histories)), squeeze=False)
-    for row, (name, frame) in zip(axes, histories.items()):
+def _single_epoch_note(name: str, frame: pd.DataFrame) -> str:
+    row = frame.iloc[-1]
+    return (f"{name}: one epoch (trained in a single pass), no curve to draw: train accuracy {row['accuracy']:.4f}, "
+            f"loss {row['loss']:.4f}; validation accuracy {row['val_accuracy']:.4f}, loss {row['val_loss']:.4f}")
+
+
+def plot_histories(histories: Mapping[str, pd.DataFrame], best_epochs: Mapping[str, int] | None = None) -> Figure:
+    """Train and validation curves per epoch, one row per model, with the restored best epoch marked.
+
+    A family trained in one epoch (TF-IDF) has no curve: a lone point on an axis stretched around it
+    says nothing, so it gets a line of numbers under the figure instead.
+    """
+    best_epochs = best_epochs or {}
+    curves = {name: frame for name, frame in histories.items() if len(frame) > 1}
+    notes = [_single_epoch_note(name, frame) for name, frame in histories.items() if len(frame) <= 1]
+    note_height = 0.3 * len(notes) + (0.2 if notes else 0)
+    if not curves:
+        notes.insert(0, "Train vs validation per epoch: no model trained for more than one epoch.")
+        fig = plt.figure(figsize=(10, 0.5 + note_height + 0.3))
+        fig.text(0.02, 0.5, "\n".join(notes), va="center", fontsize=9)
+        return fig
+    legend = 0.4  # one legend above the panels: a legend inside a panel hides points or the epoch line
+    height = 3.2 * len(curves) + note_height + legend
+    fig, axes = plt.subplots(len(curves), 2, figsize=(10, height), squeeze=False)
+    for row, (name, frame) in zip(axes, curves.items()):
         for ax, metric in zip(row, ("accuracy", "loss")):
-            ax.plot(frame["epoch"], frame[metric], "o-", label="train")
-            ax.plot(frame["epoch"], frame[f"val_{metric}"], "o-", label="validation")
+            ax.plot(frame["epoch"], frame[metric], "o-", color="C0", label="train")
+            ax.plot(frame["epoch"], frame[f"val_{metric}"], "o-", color="C1", label="validation")
+            if name in best_epochs:
+                ax.axvline(best_epochs[name], color="grey", linestyle=":",
+                           label="epoch of the saved model (best validation accuracy)")
             ax.set(title=f"{name}: {metric}", xlabel="epoch", ylabel=metric)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
-            ax.legend()
-    fig.tight_layout()
+    handles = {line.get_label(): line for ax in axes[:, 0] for line in ax.get_lines()}
+    fig.legend(handles.values(), handles.keys(), loc="upper center", ncol=len(handles), frameon=False, fontsize=9)
+    if notes:
+        fig.text(0.01, note_height / height / 2, "\n".join(notes), va="center", fontsize=9)
+    fig.tight_layout(rect=(0, note_height / height, 1, 1 - legend / height))
     return fig
+
+
+def _value_key(value: Any) -> tuple:
+    """Numbers ascending, then anything else by its text: the same axis whatever order trials ran in."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def _scientific(number: float) -> str:
+    mantissa, exponent = f"{number:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def tuning_axis(trials: list[dict], key: str) -> list[tuple[Any, str]]:
+    """One hyperparameter's distinct values in axis order, each with its tick label: learning rates
+    such as 1e-4 and 5e-5 all in scientific notation rather than "0.0001" beside "5e-05"."""
+    values = list({str(t["config"][key]): t["config"][key] for t in trials}.values())
+    small = any(isinstance(v, float) and 0 < abs(v) < 1e-3 for v in values)
+
+    def tick(value: Any) -> str:
+        if isinstance(value, float):
+            return _scientific(value) if small and value else f"{value:g}"
+        return str(value)
+
+    return [(value, tick(value)) for value in sorted(values, key=_value_key)]
+
+
+TRIAL_STYLES = {"COMPLETE": {"marker": "o", "color": "C0", "label": "completed trial"},
+                "PRUNED": {"marker": "x", "color": "grey", "label": "pruned trial (accuracy when stopped)"}}
+CHOSEN_STYLE = {"marker": "*", "s": 260, "color": "gold", "edgecolors": "black", "linewidths": 0.8, "zorder": 3,
+                "label": "chosen config (best completed trial)"}
 
 
 def plot_tuning(tunes: Mapping[str, dict]) -> Figure:
-    panels = [(name, key) for name, tune in tunes.items() for key in tune["trials"][0]["config"]]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
-    for ax, (name, key) in zip(axes[0], panels):
-        for state, style in (("COMPLETE", {"marker": "o"}), ("PRUNED", {"marker": "x", "color": "grey"})):
-            trials = [t for t in tunes[name]["trials"] if t.get("state", "COMPLETE") == state]
-            if trials:  # a pruned trial at the accuracy it had reached when it stopped
-                ax.scatter([str(t["config"][key]) for t in trials], [t["val_accuracy"] for t in trials], alpha=0.7,
-                           label=state.lower(), **style)
-        if any(t.get("state") == "PRUNED" for t in tunes[name]["trials"]):
-            ax.legend()
-        ax.set(title=f"{name}: {key}", ylabel="validation accuracy")
-        ax.tick_params(axis="x", rotation=45)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
+    """Validation accuracy of every trial against each hyperparameter's value: one row per model, one
+    column per hyperparameter, values in order, the chosen config starred. A column holds every trial,
+    so in an OFAT search the other phases' trials sit at that phase's starting value."""
+    keys = {name: list(tune["trials"][0]["config"]) for name, tune in tunes.items()}
+    columns = max(len(k) for k in keys.values())
+    fig, axes = plt.subplots(len(tunes), columns, figsize=(3.3 * columns, 2.9 * len(tunes) + 0.5), squeeze=False,
+                             sharey="row")
+    shown: dict[str, Any] = {}
+    for row, (name, tune) in zip(axes, tunes.items()):
+        trials = tune["trials"]
+        best = tune["best"]["config"]
+        chosen = next((i for i, t in enumerate(trials) if t["config"] == best and t.get("state", "COMPLETE") ==
+                       "COMPLETE"), None)
+        for ax, key in zip(row, keys[name]):
+            axis = tuning_axis(trials, key)
+            ticks = [tick for _, tick in axis]
+            position = {str(value): i for i, (value, _) in enumerate(axis)}
+            x = np.array([position[str(t["config"][key])] for t in trials], dtype=float)
+            for column in range(len(ticks)):  # trials at one value side by side, in the order they ran
+                at = np.flatnonzero(x == column)
+                if len(at) > 1:
+                    half = min(0.2, 0.06 * (len(at) - 1))
+                    x[at] += np.linspace(-half, half, len(at))
+            accuracy = np.array([t["val_accuracy"] for t in trials])
+            for state, style in TRIAL_STYLES.items():
+                mask = np.array([t.get("state", "COMPLETE") == state for t in trials])
+                if mask.any():
+                    shown[state] = ax.scatter(x[mask], accuracy[mask], alpha=0.75, **style)
+            if chosen is not None:
+                shown["chosen"] = ax.scatter([x[chosen]], [accuracy[chosen]], **CHOSEN_STYLE)
+            crowded = sum(map(len, ticks)) > 24  # long category names: slanted, so that they do not touch
+            ax.set_xticks(range(len(ticks)), ticks, rotation=30 if crowded else 0, ha="right" if crowded else "center")
+            for (value, _), label in zip(axis, ax.get_xticklabels()):
+                if str(value) == str(best.get(key)):  # the chosen value, in bold
+                    label.set_fontweight("bold")
+            ax.set_xlim(-0.5, len(ticks) - 0.5)
+            ax.margins(y=0.12)  # room for the star at the top
+            ax.set_title(f"{name}: {key}", fontsize=10)
+            ax.grid(alpha=0.3)
+        row[0].set_ylabel("validation accuracy")
+        for ax in row[len(keys[name]):]:
+            ax.set_visible(False)
+    handles = [shown[kind] for kind in (*TRIAL_STYLES, "chosen") if kind in shown]
+    fig.legend(handles, [h.get_label() for h in handles], loc="upper center", ncol=len(handles), frameon=False,
+               fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
     return fig
 
 
-def plot_roc(rocs: Mapping[str, pd.DataFrame]) -> Figure:
-    fig, ax = plt.subplots(figsize=(5, 5))
+def plot_roc(rocs: Mapping[str, pd.DataFrame], aucs: Mapping[str, float] | None = None) -> Figure:
+    """ROC curves of every model on the test set, each with its area (`aucs`) in the legend."""
+    aucs = aucs or {}
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
     for name, frame in rocs.items():
-        ax.plot(frame["fpr"], frame["tpr"], label=name)
-    ax.plot([0, 1], [0, 1], "k--", alpha=0.4)
-    ax.set(title="ROC on the test set", xlabel="false positive rate", ylabel="true positive rate")
-    ax.legend()
+        auc = aucs.get(name, np.nan)
+        ax.plot(frame["fpr"], frame["tpr"], label=f"{name} (AUC {auc:.4f})" if np.isfinite(auc) else name)
+    ax.plot([0, 1], [0, 1], "k--", alpha=0.4, label="chance")
+    ax.set(title="ROC on the test set", xlabel="false positive rate", ylabel="true positive rate",
+           xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal")
+    ax.legend(loc="lower right", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -130,16 +228,17 @@ def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: l
         lines.append("Only one model ran: nothing to compare.")
     lines += ["", "## Figures", ""]
     lines += [f"![{title}]({path})" for title, path in figures.items()]
-    lines += ["", "## Example reviews: P(positive) per model", ""]
+    lines += ["", "## Example reviews: P(positive) and sentiment per model", ""]
     names = [r["model"] for r in rows]
     lines += ["| review | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for example in examples:
-        lines.append(f"| {example['text']} | " + " | ".join(f"{example[n]:.3f}" for n in names) + " |")
+        lines.append(f"| {example['text']} | " + " | ".join(
+            f"{example[n]['probability']:.3f} {example[n]['sentiment']}" for n in names) + " |")
     for name, frame in worst.items():
         lines += ["", f"## {name}: the test reviews it gets most confidently wrong", "",
-                  "| true label | P(positive) | review |", "|---|---|---|"]
+                  "| true sentiment | P(positive) | review |", "|---|---|---|"]
         for _, row in frame.iterrows():
             text = " ".join(str(row["text"]).replace("|", "/").replace("<br />", " ").split())
-            label = "positive" if row["label"] == 1 else "negative"
-            lines.append(f"| {label} | {row['probability']:.3f} | {text[:300]}{'…' if len(text) > 300 else ''} |")
+            lines.append(f"| {SENTIMENTS[int(row['label'])]} | {row['probability']:.3f} | "
+                         f"{text[:300]}{'…' if len(text) > 300 else ''} |")
     return "\n".join(lines) + "\n"

@@ -1,10 +1,13 @@
-"""The MLflow pyfunc of a trained family: raw review strings in, probability and label out."""
+"""The MLflow pyfunc of a trained family: raw review strings in; probability, label and sentiment out."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import reprlib
+import shutil
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +20,14 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, Schema
 
+from imdbclf import sources
+from imdbclf.errors import UserError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
+REQUIREMENTS = PACKAGE_DIR.parent / "requirements.txt"  # the pinned versions, read (never repeated) here
+# What scoring imports whatever the family (this module, the package's __init__, console, data and
+# families' base), by the names in requirements.txt; each family adds its own (families.SCORING_PACKAGES).
+SCORING_PACKAGES = ("mlflow", "numpy", "pandas", "pydantic", "scikit-learn", "tqdm")
 # MLflow's hints about type-hinted predict() and integer columns do not apply to raw-text models.
 warnings.filterwarnings("ignore", message=r"(?s).*(Add type hints|integer column)")
 
@@ -28,8 +38,10 @@ INPUT_EXAMPLE = pd.DataFrame({"text": ["A wonderful film.", "Two hours I will ne
 # a message of several lines that echoes the whole request.
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "text", required=False)]),
-    outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label")]),
+    outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "sentiment")]),
 )
+SENTIMENTS = ("negative", "positive")  # label 0, label 1: the data's labels (neg/ and pos/ in the archive)
+THRESHOLD = 0.5
 
 
 class InvalidInput(MlflowException):
@@ -86,8 +98,19 @@ def as_texts(model_input: pd.DataFrame | pd.Series | np.ndarray | Sequence[str] 
     return values
 
 
-def predictions_frame(proba: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
-    return pd.DataFrame({"probability": proba.astype(float), "label": (proba >= threshold).astype(int)})
+def predictions_frame(proba: np.ndarray | Sequence[float], threshold: float = THRESHOLD) -> pd.DataFrame:
+    """What a prediction says, the same in the served model, `python -m imdbclf predict` and the report:
+    `probability` (of positive), `label` (1 positive, 0 negative, as in the data) and `sentiment` (the
+    label in words). New columns go last, so that clients reading the first ones keep working."""
+    proba = np.asarray(proba, dtype=float)
+    label = (proba >= threshold).astype(int)
+    return pd.DataFrame({"probability": proba, "label": label,
+                         "sentiment": np.array(SENTIMENTS, dtype=object)[label]})
+
+
+def predictions(texts: Sequence[str], proba: np.ndarray | Sequence[float]) -> list[dict]:
+    """Each review with its prediction, as JSON-ready dicts: what the CLI and evaluate print and write."""
+    return [{"text": text, **row} for text, row in zip(texts, predictions_frame(proba).to_dict("records"))]
 
 
 class ReviewClassifier(mlflow.pyfunc.PythonModel):
@@ -101,16 +124,62 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
         return predictions_frame(self.family.predict_proba(as_texts(model_input)))
 
 
-def log_model(model_dir: Path, registered_name: str | None, requirements: Path | None = None):
-    """Log a saved family as a pyfunc (with the package as code) and register it, with its signature
-    (a `text` string column in; `probability` and `label` out) and an input example."""
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=ReviewClassifier(),
-        artifacts={"model_dir": str(model_dir)},
-        code_paths=[str(PACKAGE_DIR)],
-        registered_model_name=registered_name,
-        pip_requirements=str(requirements) if requirements and requirements.exists() else None,
-        signature=SIGNATURE,
-        input_example=INPUT_EXAMPLE,
-    )
+def canonical(name: str) -> str:
+    """A distribution's name as pip compares them: `tf_keras` is `tf-keras`, `PyYAML` is `pyyaml`."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pinned(requirements: Path = REQUIREMENTS) -> dict[str, str]:
+    """requirements.txt's requirement lines by canonical package name; comments and pip options skipped."""
+    if not requirements.is_file():
+        raise UserError(f"{requirements}: not found: the logged model's pip requirements are read from it")
+    pins = {}
+    for line in requirements.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-") and (name := re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)):
+            pins[canonical(name.group(0))] = line
+    return pins
+
+
+def pip_requirements(family: str, requirements: Path = REQUIREMENTS) -> list[str]:
+    """The lines of requirements.txt that scoring a `family` model needs, and no other: the environment
+    that `mlflow models serve --env-manager virtualenv` or `mlflow models build-docker` builds from the
+    logged model has no DVC, Optuna or matplotlib, and a TF-IDF model's has no TensorFlow either."""
+    from imdbclf import families
+
+    wanted = (*SCORING_PACKAGES, *families.SCORING_PACKAGES[family])
+    pins = pinned(requirements)
+    if missing := [name for name in wanted if canonical(name) not in pins]:
+        raise UserError(f"{requirements}: no pinned {', '.join(missing)}, which scoring a {family} model needs")
+    return list(dict.fromkeys(pins[canonical(name)] for name in wanted))
+
+
+def code_files(family: str) -> list[Path]:
+    """The package's files that scoring a `family` model imports (relative to the repository root):
+    this module, the families' base and the family's module, with what they import."""
+    from imdbclf import families
+
+    return sources.closure(__name__, families.__name__, families.family_module(family))
+
+
+def log_model(model_dir: Path, registered_name: str | None, requirements: Path = REQUIREMENTS):
+    """Log a saved family as a pyfunc and register it, with its signature (a `text` string column in;
+    `probability`, `label` and `sentiment` out), an input example, and only what scoring needs: the
+    package's files it imports as code, the pinned packages it imports as pip requirements."""
+    from imdbclf import families
+
+    family = families.saved_family(model_dir)
+    with tempfile.TemporaryDirectory(prefix="imdbclf-code-") as tmp:
+        for file in code_files(family):  # a copy of the package with just these files, as it is laid out
+            (Path(tmp) / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(sources.ROOT / file, Path(tmp) / file)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=ReviewClassifier(),
+            artifacts={"model_dir": str(model_dir)},
+            code_paths=[str(Path(tmp) / PACKAGE_DIR.name)],
+            registered_model_name=registered_name,
+            pip_requirements=pip_requirements(family, requirements),
+            signature=SIGNATURE,
+            input_example=INPUT_EXAMPLE,
+        )

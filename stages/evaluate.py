@@ -7,7 +7,7 @@ import argparse
 
 import pandas as pd
 
-from imdbclf import console, evaluation, families, params, paths, statistics, tracking
+from imdbclf import console, evaluation, families, params, paths, serving, statistics, tracking
 
 SUMMARIZED = ("accuracy", "loss", "precision", "recall", "f1", "roc_auc", "reviews_per_second", "val_accuracy",
               "val_loss")
@@ -41,8 +41,7 @@ def main(model: str) -> str:
         result = {**evaluation.summarize_seeds(per_seed, SUMMARIZED),
                   "confusion_matrix": per_seed[0]["confusion_matrix"], "seeds": per_seed, "test_reviews": len(test),
                   "val_reviews": len(val)}
-        scored = [{"text": text, "probability": float(prob), "label": "positive" if prob >= 0.5 else "negative"}
-                  for text, prob in zip(p.evaluate.examples, examples)]
+        scored = serving.predictions(p.evaluate.examples, examples)
 
         paths.write_csv(pd.DataFrame(evaluation.roc_points(test.labels, first)), out / "roc.csv")
         paths.write_csv(pd.DataFrame({"actual": test.labels, "predicted": (first >= 0.5).astype(int)}),
@@ -59,7 +58,7 @@ def main(model: str) -> str:
         print(f"evaluate@{model}: saved model on validation: accuracy {result['val_accuracy']:.4f}, "
               f"loss {result['val_loss']:.4f}")
         for row in scored:
-            print(f"  {row['probability']:.3f} {row['label']:8s} {row['text'][:70]}")
+            print(f"  {row['probability']:.3f} {row['sentiment']:8s} {row['text'][:70]}")
     accuracy = statistics.mean_std(result["accuracy"], result["accuracy_std"], len(per_seed))
     return (f"test accuracy {accuracy}, F1 {result['f1']:.4f}, ROC-AUC {result['roc_auc']:.4f}, "
             f"{result['reviews_per_second']:.0f} reviews/s")

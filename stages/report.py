@@ -14,7 +14,7 @@ import pandas as pd
 from imdbclf import console, params, paths, registry, reporting, statistics, tracking
 
 FIGURES = {"history": "Train vs validation accuracy and loss per epoch",
-           "tuning": "Tuning: validation accuracy per hyperparameter value",
+           "tuning": "Tuning: validation accuracy of every trial per hyperparameter value (star: the chosen config)",
            "roc": "ROC curves on the test set"}
 
 
@@ -49,6 +49,7 @@ def main() -> str:
         val = paths.read_parquet(paths.prepared("val"))
         movies = (val["movie"] if val["movie"].notna().all() else val["id"]).to_numpy()  # clusters for the CIs
         rows, test_correct, val_correct, histories, rocs, tunes, worst, scored = [], {}, {}, {}, {}, {}, {}, {}
+        best_epochs, aucs = {}, {}  # of the first seed, whose history and ROC points the figures draw
         seeds = {model: p.model(model).retrain.seeds[0] for model in p.models}  # the registered seed
         for model in p.models:
             tune = paths.read_json(paths.tune_metrics(model))
@@ -69,6 +70,8 @@ def main() -> str:
                          "registered_model": retrain.get("registered_model"),
                          "model_version": retrain.get("model_version")})
             histories[model] = pd.read_csv(paths.history(model))
+            best_epochs[model] = retrain["seeds"][0]["best_epoch"]
+            aucs[model] = evaluation["seeds"][0]["roc_auc"]
             rocs[model] = pd.read_csv(paths.eval_dir(model) / "roc.csv")
             tunes[model] = tune
             worst[model] = reporting.most_confidently_wrong(test, seed_columns(test_predictions).iloc[:, 0].to_numpy(),
@@ -77,12 +80,12 @@ def main() -> str:
 
         pairs = statistics.pairwise(test_correct, r.bootstrap_samples, r.confidence, r.seed)
         champion = champion_with_lead(rows, val_correct, movies, r)
-        examples = [{"text": e["text"], **{m: scored[m][i]["probability"] for m in p.models}}
-                    for i, e in enumerate(scored[p.models[0]])]
+        examples = [{"text": e["text"], **{m: {k: v for k, v in scored[m][i].items() if k != "text"} for m in p.models}}
+                    for i, e in enumerate(scored[p.models[0]])]  # per model: probability, label, sentiment
         figures = {title: f"figures/{name}.png" for name, title in FIGURES.items()}
         text = reporting.markdown(rows, pairs, r.confidence, examples, worst, champion, figures)
-        drawn = {"history": reporting.plot_histories(histories), "tuning": reporting.plot_tuning(tunes),
-                 "roc": reporting.plot_roc(rocs)}
+        drawn = {"history": reporting.plot_histories(histories, best_epochs), "tuning": reporting.plot_tuning(tunes),
+                 "roc": reporting.plot_roc(rocs, aucs)}
         prefix = p.tracking.registered_model_prefix
         for row in rows:  # a store that lost its registry gets the versions again from models/
             row["model_version"] = registry.ensure_registered(row["registered_model"], row["model_version"],

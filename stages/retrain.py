@@ -7,7 +7,6 @@ and logs the first seed's model to MLflow as a pyfunc registered as `<prefix><mo
 import argparse
 import functools
 import time
-from pathlib import Path
 
 import pandas as pd
 
@@ -59,7 +58,7 @@ def main(model: str) -> str:
                 tracking.log_artifact(paths.history(model))
                 registered = p.tracking.registered_model_prefix + model
                 info = tracking.with_retries(functools.partial(  # a busy embedded store is retried
-                    serving.log_model, paths.seed_dir(model, seed), registered, Path("requirements.txt")))
+                    serving.log_model, paths.seed_dir(model, seed), registered))
                 registry.tag_version(registered, info.registered_model_version, tracking.run_tags(f"retrain@{model}"))
         summary = {"config": best["config"], "seeds": runs,
                    "val_accuracy": sum(r["val_accuracy"] for r in runs) / len(runs),

@@ -84,6 +84,7 @@ def test_outputs(project):
         assert (project / f"metrics/eval/{model}/roc.csv").exists()
         examples = json.loads((project / f"metrics/eval/{model}/examples.json").read_text())
         assert len(examples) == 5 and all(0 <= e["probability"] <= 1 for e in examples)
+        assert all(e["sentiment"] == ("positive" if e["label"] == 1 else "negative") for e in examples)
     history = (project / "metrics/history/lstm.csv").read_text().splitlines()
     assert history[0].split(",")[:1] == ["epoch"] and "val_accuracy" in history[0] and len(history) >= 2
     assert json.loads((project / "metrics/eval/tfidf_logreg.json").read_text())["accuracy"] >= 0.9
@@ -182,7 +183,8 @@ def test_predict_with_champion_and_model_dir_agree(project):
     by_dir = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", "--model", model_dir, *texts],
                             project).stdout)
     assert [r["probability"] for r in by_champion] == pytest.approx([r["probability"] for r in by_dir], abs=1e-6)
-    assert by_dir[0]["label"] == "positive" and by_dir[1]["label"] == "negative"
+    for rows in (by_champion, by_dir):  # one meaning for label: 0/1, its words in sentiment
+        assert [(r["label"], r["sentiment"]) for r in rows] == [(1, "positive"), (0, "negative")]
 
 
 def free_port() -> int:
@@ -241,7 +243,7 @@ def test_mlflow_serves_the_champion_on_raw_text(project):
     served = [row["probability"] for row in answer]
     predicted = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", *texts], project).stdout)
     assert served == pytest.approx([r["probability"] for r in predicted], abs=1e-6)
-    assert [row["label"] for row in answer] == [1, 0]
+    assert [(row["label"], row["sentiment"]) for row in answer] == [(1, "positive"), (0, "negative")]
 
 
 def ran_stages(output: str) -> set[str]:

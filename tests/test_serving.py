@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -53,11 +55,9 @@ def test_predict_cli_stops_on_an_empty_review_before_loading_a_model():
     assert "error: text[1] is an empty string" in result.stderr
 
 
-def test_the_scoring_server_answers_bad_requests_with_400_and_one_line(tmp_path, params_dict, monkeypatch):
-    """In process, through the scoring server's own request handling (`invocations`); the end-to-end
-    test sends the same requests over HTTP to `mlflow models serve`."""
-    from mlflow.pyfunc.scoring_server import invocations
-
+@pytest.fixture
+def logged(tmp_path, params_dict, monkeypatch):
+    """A tiny TF-IDF model, logged as the retrain stage logs it, in a store of its own."""
     section = params.parse(params_dict).model("tfidf_logreg")
     family = families.create("tfidf_logreg", section)
     items = [(text, int("/pos/" in key)) for key, text in reviews(12).items()]
@@ -68,10 +68,17 @@ def test_the_scoring_server_answers_bad_requests_with_400_and_one_line(tmp_path,
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = mlflow.MlflowClient().create_experiment("serving", (tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
-        info = serving.log_model(tmp_path / "family", None)
-    model = mlflow.pyfunc.load_model(info.model_uri)
+        return serving.log_model(tmp_path / "family", None)
+
+
+def test_the_scoring_server_answers_bad_requests_with_400_and_one_line(logged):
+    """In process, through the scoring server's own request handling (`invocations`); the end-to-end
+    test sends the same requests over HTTP to `mlflow models serve`."""
+    from mlflow.pyfunc.scoring_server import invocations
+
+    model = mlflow.pyfunc.load_model(logged.model_uri)
     assert model.metadata.get_input_schema().input_names() == ["text"]
-    assert model.metadata.get_output_schema().input_names() == ["probability", "label"]
+    assert model.metadata.get_output_schema().input_names() == ["probability", "label", "sentiment"]
     assert model.metadata.saved_input_example_info["type"] == "dataframe"
 
     def serve(body: dict) -> tuple[int, dict]:
@@ -83,6 +90,7 @@ def test_the_scoring_server_answers_bad_requests_with_400_and_one_line(tmp_path,
 
     status, answer = serve({"dataframe_records": [{"text": "great wonderful film"}, {"text": "awful dull"}]})
     assert status == 200 and [row["label"] for row in answer["predictions"]] == [1, 0]
+    assert [row["sentiment"] for row in answer["predictions"]] == ["positive", "negative"]
     for records, names in (([{"id": 1}], "'text' column"), ([{"text": None}], "text[0] is null"),
                            ([{"text": "good"}, {"text": ""}], "text[1] is an empty string"),
                            ([{"text": 42}], "text[0] is 42"), ([], "'text' column")):
@@ -92,8 +100,86 @@ def test_the_scoring_server_answers_bad_requests_with_400_and_one_line(tmp_path,
         assert "stack_trace" not in answer
     # the pyfunc takes a DataFrame or a Series named `text`
     frame = model.predict(pd.DataFrame({"text": ["great wonderful film", "awful dull"]}))
-    assert list(frame.columns) == ["probability", "label"] and frame["label"].tolist() == [1, 0]
+    assert list(frame.columns) == ["probability", "label", "sentiment"] and frame["label"].tolist() == [1, 0]
+    assert frame["sentiment"].tolist() == ["positive", "negative"]
     assert model.predict(pd.Series(["great wonderful film"], name="text"))["label"].tolist() == [1]
     # a plain list: MLflow's schema enforcement drops its unnamed column before predict sees it
     with pytest.raises(serving.InvalidInput, match="no 'text' column"):
         model.predict(["great wonderful film"])
+
+
+def test_one_meaning_for_label_label_0_1_and_sentiment_in_words():
+    frame = serving.predictions_frame(np.array([0.9, 0.5, 0.1]))
+    assert frame.to_dict("list") == {"probability": [0.9, 0.5, 0.1], "label": [1, 1, 0],
+                                     "sentiment": ["positive", "positive", "negative"]}
+    rows = serving.predictions(["good", "bad"], [0.8, 0.2])
+    assert rows == [{"text": "good", "probability": 0.8, "label": 1, "sentiment": "positive"},
+                    {"text": "bad", "probability": 0.2, "label": 0, "sentiment": "negative"}]
+    assert json.loads(json.dumps(rows)) == rows  # plain Python types, as the CLI prints them
+
+
+UNNEEDED = ("dvc", "optuna", "matplotlib", "psycopg", "scipy", "pyarrow", "requests", "psutil", "safetensors")
+
+
+def names(requirements: list[str]) -> set[str]:
+    return {serving.canonical(line.split("==")[0].split("[")[0]) for line in requirements}
+
+
+@pytest.mark.parametrize("family", sorted(families.REGISTRY))
+def test_pip_requirements_are_the_pinned_lines_of_what_scoring_imports(family):
+    """Exactly the pins of requirements.txt for the third-party modules that the logged code imports at
+    module level (found as sources finds the package's own imports), and nothing for training or tracking."""
+    import ast
+    import importlib.metadata
+
+    lines = serving.pip_requirements(family)
+    pinned = serving.pinned()
+    assert all(line in pinned.values() for line in lines)  # versions come from requirements.txt, as written
+    distributions = importlib.metadata.packages_distributions()
+    imported = set()
+    for file in serving.code_files(family):
+        for node in ast.parse((REPO / file).read_text()).body:
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    needed = {serving.canonical(d) for module in imported - set(sys.stdlib_module_names)
+              for d in distributions.get(module, [])} & set(pinned)
+    assert needed <= names(lines), needed - names(lines)
+    assert not names(lines) & {serving.canonical(n) for n in UNNEEDED}
+    if family == "tfidf_logreg":
+        assert not names(lines) & {"tensorflow", "tf-keras"}
+    else:
+        assert {"tensorflow", "tf-keras"} <= names(lines)
+
+
+def test_the_logged_model_has_lean_requirements_and_only_its_code(logged, tmp_path):
+    local = Path(mlflow.artifacts.download_artifacts(logged.model_uri, dst_path=str(tmp_path / "model")))
+    requirements = (local / "requirements.txt").read_text().split()
+    pinned = serving.pinned()
+    for name in ("mlflow", "scikit-learn", "joblib", "numpy", "pandas", "pydantic"):
+        assert pinned[name] in requirements, name
+    assert not names(requirements) & {serving.canonical(n) for n in (*UNNEEDED, "tensorflow", "tf-keras")}
+    code = {p.relative_to(local / "code").as_posix() for p in (local / "code").rglob("*.py")}
+    assert {"imdbclf/serving.py", "imdbclf/families/__init__.py", "imdbclf/families/tfidf_logreg.py"} <= code
+    assert not code & {"imdbclf/tracking.py", "imdbclf/services.py", "imdbclf/reporting.py",
+                       "imdbclf/families/lstm.py"}
+    # a fresh process outside the repository: the model's own code is all it has of imdbclf
+    script = ("import sys, mlflow, pandas as pd; m = mlflow.pyfunc.load_model(sys.argv[1]); "
+              "import imdbclf; assert imdbclf.__file__.startswith(sys.argv[1]), imdbclf.__file__; "
+              "print(m.predict(pd.DataFrame({'text': ['great wonderful film']})).to_json(orient='records'))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", script, str(local)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])[0]["sentiment"] == "positive"
+
+
+def test_predict_cli_prints_label_and_sentiment(logged, tmp_path):
+    texts = ["great wonderful film", "awful dull"]
+    cli = [sys.executable, "-m", "imdbclf", "predict", "--model", str(tmp_path / "family"), *texts]
+    table = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert [line.split("\t")[1:] for line in table] == [["1", "positive", texts[0]], ["0", "negative", texts[1]]]
+    rows = json.loads(subprocess.run([*cli, "--json"], cwd=REPO, capture_output=True, text=True, check=True).stdout)
+    assert [set(row) for row in rows] == [{"text", "probability", "label", "sentiment"}] * 2
+    assert [(row["label"], row["sentiment"]) for row in rows] == [(1, "positive"), (0, "negative")]

@@ -60,7 +60,7 @@ def test_pipeline_runs_unchanged_against_the_team_services(team_services, tmp_pa
     assert champion.tags["source_model"] == "imdb-tfidf_logreg"
 
     by_champion = predict(root, env)  # models:/imdb-champion@champion, downloaded through the server
-    assert [r["label"] for r in by_champion] == ["positive", "negative"]
+    assert [(r["label"], r["sentiment"]) for r in by_champion] == [(1, "positive"), (0, "negative")]
     by_dir = predict(root, env, "--model", "models/tfidf_logreg/seed_0")
     assert [r["probability"] for r in by_champion] == [r["probability"] for r in by_dir]
 
@@ -92,4 +92,4 @@ def test_an_experiment_travels_between_clones_through_git_and_dvc_remotes(tmp_pa
     # nothing to recompute: the studies are not a stage output but the shared tuning storage
     assert json.loads(bench_run(["dvc", "status", "--json"], second, env).stdout) == {}
     by_dir = predict(second, env, "--model", "models/tfidf_logreg/seed_0")
-    assert [r["label"] for r in by_dir] == ["positive", "negative"]
+    assert [(r["label"], r["sentiment"]) for r in by_dir] == [(1, "positive"), (0, "negative")]

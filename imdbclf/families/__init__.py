@@ -35,6 +35,14 @@ REGISTRY = {
     "tfidf_logreg": "imdbclf.families.tfidf_logreg:TfidfLogReg",
     "hub_encoder": "imdbclf.families.hub_encoder:HubEncoder",
 }
+# family name -> what scoring its saved model imports beyond the package's base (serving.SCORING_PACKAGES),
+# by the names in requirements.txt: the logged MLflow model's pip requirements. setuptools: tensorflow_hub
+# imports pkg_resources, which setuptools 81+ no longer ships.
+SCORING_PACKAGES = {
+    "lstm": ("tensorflow", "tf-keras"),
+    "tfidf_logreg": ("joblib",),
+    "hub_encoder": ("tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text", "setuptools"),
+}
 FAMILY_FILE = "family.json"
 TEMP_MARK = ".tmp-"  # `.<name>.tmp-*`: a save in progress (or killed) beside the model directory <name>
 
@@ -170,6 +178,14 @@ def validate_section(model_name: str, section) -> None:
     for key, values in section.tune.grid.items():
         for value in values:
             hyperparameters(model_name, section, {**first, key: value})
+
+
+def saved_family(path: Path) -> str:
+    """The family name of a saved model directory, read without loading the model (or TensorFlow)."""
+    path = Path(path)
+    if not (path / FAMILY_FILE).exists():
+        raise UserError(f"{path}: not a saved model directory (no {FAMILY_FILE})")
+    return json.loads((path / FAMILY_FILE).read_text())["family"]
 
 
 def load(path: Path) -> Family:
