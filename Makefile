@@ -62,8 +62,9 @@ $(VENV)/.bench-installed: requirements-bench.txt
 	$(VENV)/bin/pip install -q -r requirements-bench.txt
 	touch $@
 
+# Prints the link that opens the experiment on its runs, then starts `mlflow ui` on the pipeline's store.
 mlflow-ui: setup
-	mlflow ui --backend-store-uri sqlite:///mlflow.db --default-artifact-root ./mlartifacts
+	python -m imdbclf ui --port $(MLFLOW_PORT)
 
 # The team's PostgreSQL + mlflow server (README: Team set-up). `make services` prints two export lines;
 # `eval "$$(make -s services)"` applies them. SERVICES_HOST: the address to bind to and to put in the URLs.

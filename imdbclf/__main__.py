@@ -10,6 +10,8 @@
       server: export IMDBCLF_TUNING_STORAGE and MLFLOW_TRACKING_URI as `make services` prints them)
   python -m imdbclf convert-bert HF_DIR OUT_DIR   turn a local Hugging Face BERT-family checkpoint
       into TF Hub-format OUT_DIR/preprocessor and OUT_DIR/encoder, usable as handles in params.yaml
+  python -m imdbclf ui [--host H] [--port P]   print the link to the experiment's runs, then start
+      `mlflow ui` on the pipeline's store (`make mlflow-ui`); against a tracking server, only the link
   python -m imdbclf services up|down|env   the team's PostgreSQL + mlflow server (`make services`;
       flags: python -m imdbclf services --help)
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -46,8 +49,6 @@ def predictor(model: str | None):
 
 def tune_worker(model: str, threads: int | None, idle_exit: float | None) -> None:
     """Join the model's studies in the tuning storage and train their waiting trials."""
-    import os
-
     if threads:  # before TensorFlow loads: two workers on two cores must not each take both
         os.environ.update(OMP_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads),
                           TF_NUM_INTEROP_THREADS="1")
@@ -61,6 +62,27 @@ def tune_worker(model: str, threads: int | None, idle_exit: float | None) -> Non
     with tuning.storage_errors(url):
         workers.serve(runner, idle_exit if idle_exit is not None else p.tuning.worker_idle_exit_s)
     print(f"tune-worker {model}: no trials for a while, stopping")
+
+
+def ui(host: str, port: int) -> None:
+    """Print the link that opens the experiment on its runs (the experiment is created if new, so
+    that it has an id), then become `mlflow ui` on the pipeline's store. A tracking server is its
+    own UI: then only its link is printed."""
+    from imdbclf import params, tracking
+
+    p = params.load()
+    experiment_id = tracking.setup(p)
+    uri = tracking.tracking_uri(p)
+    if uri.startswith(("http://", "https://")):
+        print(f"runs of {p.tracking.experiment}: {tracking.runs_link(uri, experiment_id)}")
+        return
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    print(f"runs of {p.tracking.experiment}: {tracking.runs_link(f'http://{shown}:{port}', experiment_id)}",
+          flush=True)
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,  # this venv's
+                              "--default-artifact-root", str(tracking.artifact_root(uri)), "--host", host,
+                              "--port", str(port)])
 
 
 @exit_on_user_error
@@ -92,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     convert.add_argument("hf_dir", type=Path, help="directory with config.json, model.safetensors, vocab.txt")
     convert.add_argument("out_dir", type=Path, help="where to write preprocessor/ and encoder/")
     commands.add_parser("services", help="start, stop or show the team's PostgreSQL + mlflow server")
+    show = commands.add_parser("ui", help="print the link to the experiment's runs, then start `mlflow ui`")
+    show.add_argument("--host", default="127.0.0.1", help="address for `mlflow ui` to listen on (default: %(default)s)")
+    show.add_argument("--port", type=int, default=5000, help="its port (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.command == "convert-bert":
         from imdbclf.console import quiet_native_stderr
@@ -101,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
 
         preprocessor, encoder = convert_bert(args.hf_dir, args.out_dir)
         print(f"preprocessor: {preprocessor}\nencoder:      {encoder}")
+        return
+
+    if args.command == "ui":
+        ui(args.host, args.port)
         return
 
     if args.command == "tune-worker":

@@ -33,6 +33,7 @@ class TrialRunner:
         tune = self.section.tune
         self.train = paths.load_split("train").subsample(tune.max_train, tune.seed, f"{model}.tune.max_train")
         self.val = paths.load_split("val")
+        self.datasets = tracking.split_datasets(self.train, self.val)  # each trial's run logs them as inputs
         self.family: Family = families.create(model, self.section)
         self.key = tuning.trial_key(self.family, self.section, [paths.prepared("train"), paths.prepared("val")])
         self.identity = tuning.worker_identity(self.family.runtime().get("device", "cpu"))
@@ -64,12 +65,13 @@ class TrialRunner:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
-        tags = {"trial": str(trial.number), "worker": self.worker, "run_type": "trial"}
+        tags = {"trial": str(trial.number), "worker": self.worker}
         parent = trial.study.user_attrs.get(PARENT_RUN)
         pruned = None
         with tracking.trial_run(f"{self.model}-trial-{trial.number}", parent, tags) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             tracking.log_params(config)
+            tracking.log_datasets(self.datasets)
             print(f"tune@{self.model}: trial {trial.number} {config} on {self.worker}")
             started = time.perf_counter()
             try:

@@ -21,6 +21,7 @@ def main(model: str) -> str:
     out = paths.eval_dir(model)
     out.mkdir(parents=True, exist_ok=True)
     with tracking.stage_run(p, f"evaluate@{model}", {"model": model, "evaluate": p.evaluate.model_dump()}):
+        tracking.log_datasets(tracking.split_datasets(test, val))  # scored on test; val: the saved model's check
         per_seed = []
         predictions = {split.name: pd.DataFrame({"id": split.ids, "movie": split.movies, "label": split.labels})
                        for split in (test, val)}

@@ -28,11 +28,13 @@ def main(model: str) -> str:
         failpoints.reached(f"retrain@{model}.epoch{epoch}")
 
     with tracking.stage_run(p, f"retrain@{model}", logged):
+        datasets = tracking.split_datasets(train, val)
         runs = []
         for seed in section.retrain.seeds:
             family = families.create(model, section)
             paths.checkpoints(model, seed).mkdir(parents=True, exist_ok=True)
-            with tracking.child_run(f"{model}-seed-{seed}", {"seed": str(seed)}):
+            with tracking.child_run(f"{model}-seed-{seed}", "seed", {"seed": str(seed)}):
+                tracking.log_datasets(datasets)
                 print(f"retrain@{model}: seed {seed} {best['config']}")
                 started = time.perf_counter()
                 history = family.fit(train, val, hp, families.FitOptions(

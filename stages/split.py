@@ -21,6 +21,7 @@ def main() -> str:
         paths.PREPARED.mkdir(parents=True, exist_ok=True)
         for name, frame in splits.items():
             paths.write_parquet(frame, paths.prepared(name))
+        tracking.log_datasets(tracking.split_datasets(*(data.Split.from_frame(n, f) for n, f in splits.items())))
         stats = data.split_stats(splits)
         paths.write_json(paths.DATA_METRICS, stats)
         tracking.log_metrics({f"{name}_count": v["count"] for name, v in stats["splits"].items()})

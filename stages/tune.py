@@ -22,6 +22,7 @@ def main(model: str) -> str:
     with tracking.stage_run(p, f"tune@{model}", logged) as run:
         storage = tuning.open_storage(url, p.tuning)
         runner = workers.TrialRunner(p, model, storage)
+        tracking.log_datasets(runner.datasets)
         gpus = int(runner.family.runtime().get("gpus", 0))
         count = workers.local_worker_count(tune.workers, gpus)
         local = workers.start_local_workers(model, count, gpus, p.tuning.worker_idle_exit_s) if count > 1 else []
@@ -46,7 +47,7 @@ def main(model: str) -> str:
                 proc.wait()
         for result in results:
             if result.reused:
-                tracking.log_reused_trial(model, result)
+                tracking.log_reused_trial(model, result, runner.datasets)
         summary = tuning.summary(tune.strategy, results)
         paths.write_json(paths.tune_metrics(model), summary)
         tracking.log_metrics({"best_val_accuracy": summary["best"]["val_accuracy"], "trials": len(results),

@@ -30,7 +30,7 @@ SLEEPER = textwrap.dedent("""
         p = params.parse(PARAMS)
         with tracking.stage_run(p, "tune@sleepy"):
             def train(trial, config):
-                with tracking.child_run(f"trial-{trial.number}"):
+                with tracking.child_run(f"trial-{trial.number}", "trial"):
                     print("training", flush=True)
                     time.sleep(60)
             storage = tuning.open_storage("studies.journal", p.tuning)

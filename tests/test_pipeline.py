@@ -112,6 +112,30 @@ def test_mlflow_has_a_run_per_stage_and_a_child_per_trial(project):
     evaluate = next(r for r in by_stage["evaluate@lstm"] if "mlflow.parentRunId" not in r.data.tags)
     assert "accuracy" in evaluate.data.metrics
     assert client.get_registered_model("imdb-lstm").name == "imdb-lstm"
+    # every run says what it is, to filter the runs table by: stage runs, their trial and seed children
+    assert all(r.data.tags.get("run_type") in ("stage", "trial", "seed") for r in runs)
+    for r in runs:
+        parent = r.data.tags.get("mlflow.parentRunId")
+        expected = "stage" if not parent else "seed" if r.data.tags["dvc.stage"].startswith("retrain@") else "trial"
+        assert r.data.tags["run_type"] == expected, (r.info.run_name, r.data.tags)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
+
+    # the splits each run trained and was scored on, as dataset inputs with MLflow's digest of the data
+    def inputs(run) -> dict[tuple[str, str], str]:
+        return {(i.dataset.name, {t.key: t.value for t in i.tags}["mlflow.data.context"]): i.dataset.digest
+                for i in client.get_run(run.info.run_id).inputs.dataset_inputs}
+
+    split = next(r for r in by_stage["split"] if "mlflow.parentRunId" not in r.data.tags)
+    digests = inputs(split)
+    assert set(digests) == {("train", "training"), ("val", "validation"), ("test", "test")}
+    train_val = {key: digests[key] for key in (("train", "training"), ("val", "validation"))}
+    assert inputs(tune) == train_val and all(inputs(c) == train_val for c in children)
+    retrain = next(r for r in by_stage["retrain@lstm"] if "mlflow.parentRunId" not in r.data.tags)
+    seeds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == retrain.info.run_id]
+    assert seeds and all(inputs(s) == train_val for s in seeds)
+    assert inputs(evaluate) == {key: digests[key] for key in (("test", "test"), ("val", "validation"))}
+    source = json.loads(client.get_run(split.info.run_id).inputs.dataset_inputs[0].dataset.source)["uri"]
+    assert source.startswith("data/prepared/") and source.endswith(".parquet")
 
 
 def test_each_stage_prints_its_start_and_end_and_no_library_chatter(project):

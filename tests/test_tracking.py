@@ -1,8 +1,16 @@
+import json
+import os
+
 import mlflow
+import numpy as np
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
+from imdbclf import __main__ as imdbclf_main
 from imdbclf import tracking
+from imdbclf.data import Split
+from tests.conftest import tiny_params
 
 
 @pytest.fixture
@@ -23,3 +31,58 @@ def test_a_resumed_run_is_tagged_and_shows_every_epoch(store):
     assert client.get_run(run.info.run_id).data.tags["resumed_from_epoch"] == "2"
     steps = client.get_metric_history(run.info.run_id, "val_accuracy")
     assert sorted((m.step, m.value) for m in steps) == [(1, 0.6), (2, 0.7), (3, 0.8)]
+
+
+def test_every_run_has_its_run_type(store):
+    with mlflow.start_run() as parent:
+        with tracking.child_run("lstm-seed-0", "seed") as seed:
+            pass
+        with tracking.trial_run("lstm-trial-0", None, {"trial": "0"}) as trial:
+            pass
+        with pytest.raises(ValueError, match="run_type"):
+            with tracking.child_run("typo", "seeds"):
+                pass
+    with tracking.trial_run("lstm-trial-1", parent.info.run_id, {"trial": "1"}) as remote:  # a worker elsewhere
+        pass
+    client = MlflowClient()
+    assert client.get_run(seed.info.run_id).data.tags["run_type"] == "seed"
+    assert client.get_run(trial.info.run_id).data.tags["run_type"] == "trial"
+    remote = client.get_run(remote.info.run_id).data.tags
+    assert remote["run_type"] == "trial" and remote["mlflow.parentRunId"] == parent.info.run_id
+
+
+def test_splits_are_logged_as_dataset_inputs_with_a_digest_of_their_data(store):
+    texts = np.array([f"review {i}" for i in range(40)], dtype=object)
+    train = Split("train", texts, np.arange(40) % 2)
+    val = Split("val", texts[:10], np.arange(10) % 2)
+    datasets = tracking.split_datasets(train, val)
+    again, sample = tracking.split_datasets(train, train.subsample(20, 0))
+    assert again.digest == datasets[0].digest != sample.digest  # the same data, the same digest
+    with mlflow.start_run() as run:
+        tracking.log_datasets(datasets)
+    inputs = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
+    logged = {(i.dataset.name, {t.key: t.value for t in i.tags}["mlflow.data.context"]) for i in inputs}
+    assert logged == {("train", "training"), ("val", "validation")}
+    train_input = next(i.dataset for i in inputs if i.dataset.name == "train")
+    assert json.loads(train_input.source)["uri"] == "data/prepared/train.parquet"
+    assert json.loads(train_input.profile)["num_rows"] == 40
+    assert train_input.digest == datasets[0].digest
+
+
+def test_ui_prints_the_link_to_the_runs_then_starts_mlflow_ui_on_the_store(store, tmp_path, monkeypatch, capsys):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(str(tmp_path / "imdb.tar.gz"))))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    started = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: started.append(argv))
+    imdbclf_main.main(["ui", "--port", "5123"])
+    experiment = MlflowClient().get_experiment_by_name("imdb-sentiment")  # created, so that the link has its id
+    assert capsys.readouterr().out == (f"runs of imdb-sentiment: http://127.0.0.1:5123/#/experiments/"
+                                       f"{experiment.experiment_id}?workflowType=machine_learning\n")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    argv = started[0]
+    assert argv[1:4] == ["-m", "mlflow", "ui"]
+    assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert argv[argv.index("--default-artifact-root") + 1] == str(tmp_path / "mlartifacts")
+    assert argv[argv.index("--port") + 1] == "5123"
