@@ -12,6 +12,8 @@
       into TF Hub-format OUT_DIR/preprocessor and OUT_DIR/encoder, usable as handles in params.yaml
   python -m imdbclf services up|down|env   the team's PostgreSQL + mlflow server (`make services`;
       flags: python -m imdbclf services --help)
+  python -m imdbclf cache [--clear [NAME ...]]   the disk used by the caches (tokenized splits, TF Hub
+      downloads, retrain checkpoints; DVC's cache is shown too), and freeing them (`make clean-cache`)
 """
 
 from __future__ import annotations
@@ -92,7 +94,16 @@ def main(argv: list[str] | None = None) -> None:
     convert.add_argument("hf_dir", type=Path, help="directory with config.json, model.safetensors, vocab.txt")
     convert.add_argument("out_dir", type=Path, help="where to write preprocessor/ and encoder/")
     commands.add_parser("services", help="start, stop or show the team's PostgreSQL + mlflow server")
+    cache = commands.add_parser("cache", help="show the caches' sizes; --clear frees them")
+    cache.add_argument("--clear", nargs="*", metavar="NAME",
+                       help="delete these caches (all that may be freed when none is named); not while a stage runs")
     args = parser.parse_args(argv)
+    if args.command == "cache":
+        from imdbclf import caches, paths
+
+        root = paths.project_root()
+        print(caches.show(root) if args.clear is None else caches.clear(root, args.clear))
+        return
     if args.command == "convert-bert":
         from imdbclf.console import quiet_native_stderr
 
