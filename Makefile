@@ -1,8 +1,21 @@
 # Two commands for a new user: `make run` (the whole pipeline) and `make test` (the test suite).
 # Both create .venv and install the pinned requirements first; `make setup` does only that.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+SHELL := bash
+# TensorFlow 2.21 has wheels for CPython 3.10 to 3.13 only, and the pins (numpy 2.4, pandas 3.1, scipy 1.17)
+# need 3.11 or later: the first python3.11, python3.12, python3.13 (else python3) on PATH builds the venv;
+# `make setup PYTHON=/path/to/python3.12` picks another. Any other version stops at once, in one line.
+PYTHON_VERSIONS := 3.11 3.12 3.13
+ifndef PYTHON
+PYTHON := $(firstword $(foreach v,$(PYTHON_VERSIONS),$(shell command -v python$(v))) $(shell command -v python3))
+endif
+PYTHON_VERSION = $(shell '$(PYTHON)' -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYTHON_UNSUPPORTED = make setup needs Python 3.11, 3.12 or 3.13 (TensorFlow 2.21 and the pinned packages have \
+  wheels for those), but $(if $(PYTHON),$(PYTHON) is $(if $(PYTHON_VERSION),Python $(PYTHON_VERSION),not a working \
+  Python),no python3 is on PATH): install python3.11 (e.g. apt-get install python3.11 python3.11-venv, or pyenv \
+  install 3.11) or pick an interpreter with make setup PYTHON=/path/to/python3.11
 VENV ?= .venv
+# The venv is ready when this exists: it is written last, so a failed or interrupted set-up never is.
 STAMP := $(VENV)/.installed
 # The official archive by default; `make cpu DATA=path/to/aclImdb_v1.tar.gz` for a local copy.
 DATA ?= https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz
@@ -11,15 +24,34 @@ SOURCE := $(if $(findstring ://,$(DATA)),$(DATA),$(abspath $(DATA)))
 export TF_USE_LEGACY_KERAS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test cpu bench lint mlflow-ui services services-down services-env
+.PHONY: setup run test cpu bench lint mlflow-ui services services-down services-env clean-cache
 
 setup: $(STAMP)
 
+# A venv without the stamp is a failed or interrupted set-up: it is built afresh. A failure removes the
+# venv (a folder with pyvenv.cfg, or one this call made), so no later call takes it for ready.
 $(STAMP): requirements.txt requirements-dev.txt
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
-	touch $(STAMP)
+	$(if $(filter $(PYTHON_VERSION),$(PYTHON_VERSIONS)),,$(error $(PYTHON_UNSUPPORTED)))
+	@set -eo pipefail; created=0; \
+	trap 'if [ $$created = 1 ] || [ -f $(VENV)/pyvenv.cfg ]; then rm -rf $(VENV); fi; echo "error: make setup failed (above); $(VENV) removed: the next make setup starts afresh" >&2' EXIT; \
+	if [ ! -e $(STAMP) ] && [ -e $(VENV) ]; then \
+	  if [ ! -f $(VENV)/pyvenv.cfg ]; then trap - EXIT; echo "error: $(VENV) exists and is not a virtual environment: move it away, or pick another folder with make setup VENV=..." >&2; exit 1; fi; \
+	  echo "setup: $(VENV) has no $(notdir $(STAMP)) (an earlier set-up failed or was interrupted): building it afresh"; rm -rf $(VENV); \
+	fi; \
+	if [ ! -e $(VENV) ]; then echo "setup: creating $(VENV) with $(PYTHON) (Python $(PYTHON_VERSION))"; created=1; '$(PYTHON)' -m venv $(VENV); fi; \
+	echo "setup: installing requirements-dev.txt into $(VENV) (TensorFlow and the rest: about 2 GB the first time, minutes)"; \
+	$(VENV)/bin/python -m pip install --upgrade pip 2>&1 | $(PIP_PROGRESS); \
+	$(VENV)/bin/python -m pip install -r requirements-dev.txt 2>&1 | $(PIP_PROGRESS); \
+	touch $(STAMP); trap - EXIT; echo "setup: $(VENV) is ready"
+
+# pip's own output is a few lines for every package: show instead the downloads of 10 MB or more (where
+# the minutes go), how many packages are installed, pip's warnings (e.g. retries), and all from an error on.
+PIP_PROGRESS = awk '/^ERROR|^ *error: / { err = 1 } \
+	err || /^WARNING/ { print; fflush(); next } \
+	/^ *Downloading / && ($$NF == "GB)" || ($$NF == "MB)" && substr($$(NF-1), 2) + 0 >= 10)) { \
+	  print "  downloading " $$2 " " $$(NF-1) " " $$NF; fflush() } \
+	/^Installing collected packages:/ { n = split(substr($$0, 32), names, ", "); print "  installing " n " packages..."; fflush() } \
+	/^Successfully installed / { print "  installed " NF - 2 " packages"; fflush() }'
 
 run: setup
 	dvc repro
@@ -59,8 +91,14 @@ bench: setup $(VENV)/.bench-installed
 	for b in $(BENCHES); do DATA='$(if $(findstring ://,$(DATA)),,$(SOURCE))' python -m bench.$$b || exit 1; done
 
 $(VENV)/.bench-installed: requirements-bench.txt
-	$(VENV)/bin/pip install -q -r requirements-bench.txt
+	@echo "setup: installing requirements-bench.txt into $(VENV) (PyTorch, transformers)"
+	@set -o pipefail; $(VENV)/bin/python -m pip install -r requirements-bench.txt 2>&1 | $(PIP_PROGRESS)
 	touch $@
+
+# Frees the caches (tokenized splits, TF Hub downloads, retrain checkpoints); not while a stage runs.
+# `python -m imdbclf cache` shows their sizes first.
+clean-cache: setup
+	python -m imdbclf cache --clear
 
 # Prints the link that opens the experiment on its runs, then starts `mlflow ui` on the pipeline's store.
 mlflow-ui: setup

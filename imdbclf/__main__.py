@@ -14,6 +14,8 @@
       `mlflow ui` on the pipeline's store (`make mlflow-ui`); against a tracking server, only the link
   python -m imdbclf services up|down|env   the team's PostgreSQL + mlflow server (`make services`;
       flags: python -m imdbclf services --help)
+  python -m imdbclf cache [--clear [NAME ...]]   the disk used by the caches (tokenized splits, TF Hub
+      downloads, retrain checkpoints; DVC's cache is shown too), and freeing them (`make clean-cache`)
 """
 
 from __future__ import annotations
@@ -117,7 +119,16 @@ def main(argv: list[str] | None = None) -> None:
     show = commands.add_parser("ui", help="print the link to the experiment's runs, then start `mlflow ui`")
     show.add_argument("--host", default="127.0.0.1", help="address for `mlflow ui` to listen on (default: %(default)s)")
     show.add_argument("--port", type=int, default=5000, help="its port (default: %(default)s)")
+    cache = commands.add_parser("cache", help="show the caches' sizes; --clear frees them")
+    cache.add_argument("--clear", nargs="*", metavar="NAME",
+                       help="delete these caches (all that may be freed when none is named); not while a stage runs")
     args = parser.parse_args(argv)
+    if args.command == "cache":
+        from imdbclf import caches, paths
+
+        root = paths.project_root()
+        print(caches.show(root) if args.clear is None else caches.clear(root, args.clear))
+        return
     if args.command == "convert-bert":
         from imdbclf.console import quiet_native_stderr
 

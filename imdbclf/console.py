@@ -135,14 +135,17 @@ def quiet_native_stderr() -> Iterator[None]:
 
 
 def duration(seconds: float) -> str:
-    """4.2 s, 3 min 05 s, 1 h 02 min."""
+    """4.2 s, 3 min 05 s, 1 h 02 min, 3 d 04 h (an estimate of days of training)."""
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)
     if minutes < 60:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours:02d} h"
 
 
 def _process_seconds() -> float:

@@ -66,6 +66,17 @@ class TuningParams(Section):
     worker_idle_exit_s: float = Field(600.0, gt=0)  # a tune-worker stops after this long without trials
 
 
+class ComputeParams(Section):
+    """What a stage does before hours of training on a CPU: a Keras stage on a machine without a GPU
+    times a few training steps first and stops, with its estimate and the command for a CPU-sized run,
+    when the stage would take longer than `cpu_limit_hours` (`imdbclf.compute`). Not a DVC dependency
+    of any stage: neither setting changes a result."""
+
+    allow_slow_cpu: bool = False  # true (or IMDBCLF_ALLOW_SLOW_CPU=1): go on whatever the estimate
+    cpu_limit_hours: float = Field(4.0, gt=0)
+    timed_steps: int = Field(3, gt=0)  # training steps timed after one warm-up step
+
+
 class TuneParams(Section):
     # ofat: one factor at a time; grid: the full product; tpe: n_trials picked by Optuna's TPE sampler
     strategy: Literal["ofat", "grid", "tpe"] = "ofat"
@@ -128,6 +139,7 @@ class Params(Section):
     models: list[str] = Field(min_length=1)
     tracking: TrackingParams = TrackingParams()
     tuning: TuningParams = TuningParams()
+    compute: ComputeParams = ComputeParams()
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
     model_sections: dict[str, ModelParams] = Field(default_factory=dict)

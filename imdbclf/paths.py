@@ -6,6 +6,7 @@ import contextlib
 import glob
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,22 @@ def seed_dir(model: str, seed: int) -> Path:
     return model_dir(model) / f"seed_{seed}"
 
 
+CHECKPOINTS = Path("checkpoints")
+
+
 def checkpoints(model: str, seed: int) -> Path:
-    return Path("checkpoints") / model / f"seed_{seed}"
+    """An interrupted retrain's resume state (`training.TrainingRecord`): this workspace's, not a DVC output."""
+    return CHECKPOINTS / model / f"seed_{seed}"
+
+
+def discard_checkpoints(model: str, seed: int) -> None:
+    """Delete a seed's resume state once its model is saved (a finished fit resumes from nothing), and
+    the folders above it that this leaves empty."""
+    directory = checkpoints(model, seed)
+    shutil.rmtree(directory, ignore_errors=True)
+    for parent in (directory.parent, CHECKPOINTS):
+        with contextlib.suppress(OSError):  # not empty: another model's or seed's
+            parent.rmdir()
 
 
 def history(model: str) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -132,18 +133,22 @@ class BestEpochStopping(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+# The weights of the best epoch so far (`families.best_epoch`): one file, replaced when a later epoch becomes
+# the best, not one per epoch; its name says which epoch it holds.
 CHECKPOINT = "epoch-{epoch:03d}.weights.h5"
 RECORD = "resume.json"
 BACKUP = "backup"
 
 
 class TrainingRecord(keras.callbacks.Callback):
-    """What a checkpoint directory's run depends on, and its per-epoch history so far: lets a rerun
-    with the same inputs resume after the last complete epoch (from the `keras.callbacks.BackupAndRestore`
-    backup of weights, optimizer state and epoch) and still report, early-stop on and restore every epoch.
+    """What a checkpoint directory's run depends on, its per-epoch history so far and the weights of its
+    best epoch so far: lets a rerun with the same inputs resume after the last complete epoch (from the
+    `keras.callbacks.BackupAndRestore` backup of the last epoch's weights, optimizer state and epoch,
+    which keeps one) and still report, early-stop on and restore the best of every epoch. So a directory
+    holds at most the backup, the record and one weights file (two for a moment while the best moves).
 
-    Place it after the ModelCheckpoint and before the BackupAndRestore in the callback list: an epoch is
-    then recorded only once its weights file exists, and the backup never runs ahead of the record."""
+    Place it before the BackupAndRestore in the callback list: an epoch is recorded only once its weights
+    file (when it is the best) exists, and the backup never runs ahead of the record."""
 
     def __init__(self, directory: Path, inputs: dict[str, Any]):
         super().__init__()
@@ -158,7 +163,7 @@ class TrainingRecord(keras.callbacks.Callback):
         else:  # another run's checkpoints: start over
             self.history = {}
             shutil.rmtree(directory / BACKUP, ignore_errors=True)
-            for stale in [self.file, *directory.glob("epoch-*.weights.h5")]:
+            for stale in [self.file, *directory.glob("epoch-*.weights.h5"), *directory.glob(".epoch-*.weights.h5")]:
                 stale.unlink(missing_ok=True)
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -174,4 +179,12 @@ class TrainingRecord(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             if key != "lr":
                 self.history.setdefault(key, []).append(float(value))
+        best = self.directory / CHECKPOINT.format(epoch=best_epoch(self.history) + 1)
+        if best.name == CHECKPOINT.format(epoch=epoch + 1):  # this epoch is the best so far
+            tmp = self.directory / f".{best.name}"  # a kill mid-write leaves no half file under the name
+            self.model.save_weights(str(tmp))  # the .weights.h5 suffix picks the format that load_weights reads
+            os.replace(tmp, best)
         paths.write_json(self.file, {"inputs": self.inputs, "history": self.history})
+        for stale in self.directory.glob("epoch-*.weights.h5"):  # the previous best, or a killed run's
+            if stale != best:
+                stale.unlink(missing_ok=True)

@@ -92,6 +92,17 @@ def grid_configs(grid: dict[str, list]) -> list[dict[str, Any]]:
     return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
 
 
+def planned_trials(strategy: str, grid: dict[str, list], n_trials: int | None) -> int:
+    """How many configs a search trains at most (reused and pruned trials cost less): a grid's product;
+    OFAT's first phase, then each later phase less the config that the best so far already is; TPE's n_trials."""
+    if strategy == "grid":
+        return len(grid_configs(grid))
+    if strategy == "tpe":
+        return int(n_trials or 0)
+    sizes = [len(values) for values in grid.values()]
+    return sizes[0] + sum(size - 1 for size in sizes[1:])
+
+
 def config_label(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True)
 
@@ -196,6 +207,18 @@ def finished_trials(storage: optuna.storages.BaseStorage, model: str, key: str) 
             if trial.user_attrs.get("reuse_key") == key:
                 found.setdefault(trial.user_attrs["config"], trial)
     return found
+
+
+def trials_to_train(storage: optuna.storages.BaseStorage, model: str, key: str, strategy: str,
+                    grid: dict[str, list], n_trials: int | None) -> int:
+    """About how many trials a search still has to train: the planned ones less the configs of the grid
+    that a trial with this key already completed (reused, not trained again; TPE draws its own)."""
+    planned = planned_trials(strategy, grid, n_trials)
+    if strategy == "tpe":
+        return planned
+    done = [json.loads(label) for label in finished_trials(storage, model, key)]
+    in_grid = sum(all(config.get(k) in values for k, values in grid.items()) for config in done)
+    return max(planned - in_grid, 0)
 
 
 def record(trial: optuna.Trial, history: dict[str, list[float]], seconds: float) -> float:

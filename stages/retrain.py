@@ -10,7 +10,7 @@ import time
 
 import pandas as pd
 
-from imdbclf import console, failpoints, families, params, paths, registry, serving, tracking
+from imdbclf import compute, console, failpoints, families, params, paths, registry, serving, tracking
 
 
 @console.stage("retrain@{}")
@@ -20,6 +20,8 @@ def main(model: str) -> str:
     best = paths.read_json(paths.tune_metrics(model))["best"]
     hp = families.hyperparameters(model, section, best["config"])
     train, val = paths.load_split("train"), paths.load_split("val")
+    compute.check(p.compute, f"retrain@{model}", families.create(model, section), train, hp,
+                  len(section.retrain.seeds), section.retrain.epochs, what="seeds")
     logged = {"model": model, "family": section.family, "retrain": section.retrain.model_dump(),
               "model_config": section.model, "best": best["config"]}
 
@@ -46,6 +48,7 @@ def main(model: str) -> str:
                           f"of {section.retrain.epochs}")
                     tracking.log_resumed(family.resumed_from_epoch, history)
                 family.save(paths.seed_dir(model, seed))
+                paths.discard_checkpoints(model, seed)  # saved: nothing resumes from them any more
                 epoch = families.best_epoch(history)
                 run = {"seed": seed, "best_epoch": epoch + 1, "epochs_run": len(history["val_accuracy"]),
                        "val_accuracy": history["val_accuracy"][epoch], "val_loss": history["val_loss"][epoch],

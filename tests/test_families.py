@@ -146,13 +146,35 @@ def test_a_killed_fit_resumes_after_its_last_complete_epoch(tmp_path, params_dic
     assert resumed.encoder.vectorize.get_vocabulary() == full.encoder.vectorize.get_vocabulary()
     texts = list(splits()[1].texts)  # the saved model: the best of all three epochs
     np.testing.assert_allclose(resumed.predict_proba(texts), full.predict_proba(texts), atol=1e-5)
-    for directory, family in ((tmp_path / "full", full), (checkpoints, resumed)):
-        family.core.load_weights(str(directory / "epoch-003.weights.h5"))
+    # each directory kept the weights of one epoch, the best, and both restored it
+    best = f"epoch-{families.best_epoch(expected) + 1:03d}.weights.h5"
+    for directory in (checkpoints, tmp_path / "full"):
+        assert [p.name for p in directory.glob("epoch-*")] == [best]
     for a, b in zip(full.core.get_weights(), resumed.core.get_weights()):
         np.testing.assert_allclose(b, a, atol=1e-5)
-    # epoch 3 went on counting the optimizer's steps (a fresh optimizer would be at step 1)
-    assert int(resumed.core.optimizer.iterations) == int(full.core.optimizer.iterations) == 3
+    # the restored best epoch's optimizer state too: one step an epoch, counted on across the resume (epoch
+    # 3 went on from epoch 2's step counter, or its metrics above would not match the uninterrupted run's)
+    steps = families.best_epoch(expected) + 1
+    assert int(resumed.core.optimizer.iterations) == int(full.core.optimizer.iterations) == steps
     assert not [p for p in (checkpoints / "backup").rglob("*") if p.is_file()]  # removed after a finished fit
+
+
+def test_checkpoints_keep_the_best_epoch_not_one_file_per_epoch(tmp_path, params_dict):
+    """At every epoch the directory holds the record, the backup to resume from and the weights of the
+    best epoch so far; once the fit is done, the record and the best epoch's weights alone."""
+    section = params.parse(params_dict).model("lstm")
+    family = families.create("lstm", section)
+    hp = families.hyperparameters("lstm", section, {"optimizer": "adam", "batch_size": 16, "learning_rate": 0.02})
+    directory, seen = tmp_path / "checkpoints", []
+    # the logger runs before the epoch is recorded: it sees what the epochs before it left
+    train, val = splits()
+    history = family.fit(train, val, hp, families.FitOptions(
+        epochs=4, seed=0, verbose=0, checkpoint_dir=directory,
+        on_epoch_end=lambda epoch, _: seen.append(sorted(p.name for p in directory.glob("epoch-*")))))
+    assert seen[0] == [] and all(len(names) == 1 for names in seen[1:]), seen
+    best = f"epoch-{families.best_epoch(history) + 1:03d}.weights.h5"
+    assert sorted(p.name for p in directory.iterdir() if p.name != "backup") == [best, "resume.json"]
+    assert not [p for p in (directory / "backup").rglob("*") if p.is_file()]  # emptied once the fit is done
 
 
 @pytest.mark.parametrize("change", [{"seed": 1}, {"learning_rate": 0.01}])

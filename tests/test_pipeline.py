@@ -85,6 +85,7 @@ def test_outputs(project):
         examples = json.loads((project / f"metrics/eval/{model}/examples.json").read_text())
         assert len(examples) == 5 and all(0 <= e["probability"] <= 1 for e in examples)
         assert all(e["sentiment"] == ("positive" if e["label"] == 1 else "negative") for e in examples)
+    assert not (project / "checkpoints").exists()  # each seed's resume state, deleted once its model was saved
     history = (project / "metrics/history/lstm.csv").read_text().splitlines()
     assert history[0].split(",")[:1] == ["epoch"] and "val_accuracy" in history[0] and len(history) >= 2
     assert json.loads((project / "metrics/eval/tfidf_logreg.json").read_text())["accuracy"] >= 0.9
@@ -148,6 +149,12 @@ def test_each_stage_prints_its_start_and_end_and_no_library_chatter(project):
     assert not NOISE.search(output), NOISE.search(output).group(0)
     assert re.search(r"^epoch 1/2: 1/3 batches \(33%\), .* ETA ", output, re.M)  # training progress, off a terminal
     assert re.search(r"^epoch 2/2: loss [\d.]+, accuracy [\d.]+, val_loss", output, re.M)
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):  # the tiny models' estimates are under compute.cpu_limit_hours
+        for stage in ("tune@lstm", "retrain@lstm", "tune@bert_small", "retrain@bert_small"):
+            estimate = rf"^{stage}: no GPU visible; on this CPU about .+ \(\d+ (trials|seeds) × "
+            assert re.search(estimate, output, re.M), stage
 
 
 def test_stages_that_run_no_tensorflow_family_do_not_load_it(project):

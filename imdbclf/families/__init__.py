@@ -26,7 +26,7 @@ from imdbclf.data import Split
 from imdbclf.errors import UserError, format_validation_error
 from imdbclf.families.settings import Strict
 
-__all__ = ["Split", "Strict", "Family", "FitOptions", "best_epoch", "create", "load", "hyperparameters"]
+__all__ = ["Split", "Strict", "Family", "FitOptions", "StepTiming", "best_epoch", "create", "load", "hyperparameters"]
 
 # family name -> "module:Class"; imported lazily so the TF-free baseline does not load TensorFlow.
 # Each family's settings are in imdbclf.families.settings.<family name>.
@@ -69,6 +69,14 @@ class FitOptions:
     verbose: int = 1  # 0: silent; otherwise a progress bar per epoch (a line per ~10% off a terminal)
 
 
+@dataclass(frozen=True)
+class StepTiming:
+    """How long a fit takes here, in the terms a stage's estimate multiplies out."""
+
+    steps_per_epoch: int
+    seconds_per_step: float
+
+
 class Family(ABC):
     """What every model family provides to the stages."""
 
@@ -96,6 +104,12 @@ class Family(ABC):
     def runtime(self) -> dict[str, str]:
         """What training resolves at run time and a result depends on (device, numeric precision)."""
         return {"device": "cpu", "precision": "float64"}
+
+    def time_steps(self, train: Split, hp: Strict, steps: int) -> StepTiming | None:
+        """Time a few training steps of a fresh model on `train`, leaving this family as it was, so that
+        a stage can tell how long it would take before it starts (`imdbclf.compute`); None: the family
+        does not train in steps (a solver that runs once), and there is nothing to time."""
+        return None
 
     @abstractmethod
     def _save(self, path: Path) -> None: ...

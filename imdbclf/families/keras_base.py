@@ -8,7 +8,10 @@ and epoch; the saved model is encoder + core + sigmoid, so it takes raw strings.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import statistics
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +21,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imdbclf import console, sources
-from imdbclf.families import Family, FitOptions, Split, best_epoch
+from imdbclf.families import Family, FitOptions, Split, StepTiming, best_epoch
 from imdbclf.families.settings.keras import KerasConfig, KerasHyperparameters
 from imdbclf.paths import cache_dir
 from imdbclf.training import (
@@ -65,6 +68,20 @@ def _fingerprint(texts: np.ndarray) -> str:
 def _split_fingerprint(split: Split) -> str:
     labels = hashlib.sha256(np.asarray(split.labels, dtype=np.int64).tobytes()).hexdigest()[:16]
     return f"{_fingerprint(split.texts)}-{labels}"
+
+
+class _StepTimer(keras.callbacks.Callback):
+    """Wall time of each training step."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
 
 
 class KerasFamily(Family):
@@ -165,8 +182,7 @@ class KerasFamily(Family):
         record = None
         if options.checkpoint_dir:
             record = TrainingRecord(options.checkpoint_dir, self.fit_inputs(train, val, hp, options, policy))
-            callbacks += [keras.callbacks.ModelCheckpoint(str(options.checkpoint_dir / CHECKPOINT),
-                                                          save_weights_only=True), record, record.backup()]
+            callbacks += [record, record.backup()]
         if options.patience is not None:
             callbacks.append(BestEpochStopping(options.patience, record.history if record else None))
         fitted = self.core.fit(
@@ -181,6 +197,30 @@ class KerasFamily(Family):
         keras.mixed_precision.set_global_policy("float32")
         self.model = self._inference_model()
         return history
+
+    def time_steps(self, train: Split, hp: KerasHyperparameters, steps: int) -> StepTiming:
+        """The median time of `steps` training steps at `hp`, after one warm-up step that traces the graph,
+        of a fresh encoder and core on the first batches of `train` (the encoder learns from those alone:
+        a vocabulary's size is the setting's, whatever it learns); this family's own model is untouched."""
+        keras.utils.set_random_seed(0)
+        keras.mixed_precision.set_global_policy(precision_policy(self.config.mixed_precision))
+        try:
+            rows = min(len(train), (steps + 1) * hp.batch_size)
+            texts = train.texts[:rows]
+            features = self.make_encoder(texts)(tf.constant(list(texts)))
+            labels = train.labels[:rows].astype("float32")
+            ds = tf.data.Dataset.from_tensor_slices((features, labels)).repeat().batch(hp.batch_size)
+            total = math.ceil(len(train) / hp.batch_size)
+            with distribution_strategy().scope():
+                core = self.build_core(ds.element_spec[0])
+                core.compile(optimizer=make_optimizer(hp.optimizer, hp.learning_rate, total, self.config.optimizer),
+                             loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                             jit_compile=self.config.jit_compile)
+            timer = _StepTimer()
+            core.fit(ds, steps_per_epoch=steps + 1, epochs=1, callbacks=[timer], verbose=0)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        return StepTiming(steps_per_epoch=total, seconds_per_step=statistics.median(timer.seconds[1:]))
 
     def fit_inputs(self, train: Split, val: Split, hp: KerasHyperparameters, options: FitOptions,
                    precision: str) -> dict:
