@@ -29,16 +29,18 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 setup: $(STAMP)
 
 # A venv without the stamp is a failed or interrupted set-up: it is built afresh. A failure removes the
-# venv (a folder with pyvenv.cfg, or one this call made), so no later call takes it for ready.
+# venv, so no later call takes it for ready; only a venv that make setup created (it holds $(MADE_HERE)) is
+# ever removed: a virtual environment of the user's, named with VENV=..., is left alone.
+MADE_HERE := $(VENV)/.made-by-make-setup
 $(STAMP): requirements.txt requirements-dev.txt
 	$(if $(filter $(PYTHON_VERSION),$(PYTHON_VERSIONS)),,$(error $(PYTHON_UNSUPPORTED)))
-	@set -eo pipefail; created=0; \
-	trap 'if [ $$created = 1 ] || [ -f $(VENV)/pyvenv.cfg ]; then rm -rf $(VENV); fi; echo "error: make setup failed (above); $(VENV) removed: the next make setup starts afresh" >&2' EXIT; \
+	@set -eo pipefail; \
+	trap 'if [ -f $(MADE_HERE) ]; then rm -rf $(VENV); echo "error: make setup failed (above); $(VENV) removed: the next make setup starts afresh" >&2; else rm -f $(STAMP); echo "error: make setup failed (above)" >&2; fi' EXIT; \
 	if [ ! -e $(STAMP) ] && [ -e $(VENV) ]; then \
-	  if [ ! -f $(VENV)/pyvenv.cfg ]; then trap - EXIT; echo "error: $(VENV) exists and is not a virtual environment: move it away, or pick another folder with make setup VENV=..." >&2; exit 1; fi; \
+	  if [ ! -f $(MADE_HERE) ]; then trap - EXIT; echo "error: $(VENV) exists but make setup did not create it (no $(notdir $(MADE_HERE))): move it away, or pick another folder with make setup VENV=..." >&2; exit 1; fi; \
 	  echo "setup: $(VENV) has no $(notdir $(STAMP)) (an earlier set-up failed or was interrupted): building it afresh"; rm -rf $(VENV); \
 	fi; \
-	if [ ! -e $(VENV) ]; then echo "setup: creating $(VENV) with $(PYTHON) (Python $(PYTHON_VERSION))"; created=1; '$(PYTHON)' -m venv $(VENV); fi; \
+	if [ ! -e $(VENV) ]; then echo "setup: creating $(VENV) with $(PYTHON) (Python $(PYTHON_VERSION))"; '$(PYTHON)' -m venv $(VENV); touch $(MADE_HERE); fi; \
 	echo "setup: installing requirements-dev.txt into $(VENV) (TensorFlow and the rest: about 2 GB the first time, minutes)"; \
 	$(VENV)/bin/python -m pip install --upgrade pip 2>&1 | $(PIP_PROGRESS); \
 	$(VENV)/bin/python -m pip install -r requirements-dev.txt 2>&1 | $(PIP_PROGRESS); \

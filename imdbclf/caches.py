@@ -34,6 +34,7 @@ class Cache:
     path: Path
     what: str
     clearable: bool = True
+    by_default: bool = True  # cleared by a bare --clear
 
     def size(self) -> tuple[int, int]:
         """(bytes, files) below the path, links not followed."""
@@ -51,8 +52,10 @@ class Cache:
 def caches(root: Path) -> list[Cache]:
     """Every cache of the workspace at `root`, those that are not there too (size 0)."""
     found = [Cache(name, root / CACHE / name, what) for name, what in KNOWN.items() if name != "tfhub"]
-    hub = os.environ.get(TFHUB_ENV)  # imdbclf.families.hub_encoder defaults it to .cache/tfhub
-    found.insert(1, Cache("tfhub", Path(hub) if hub else root / CACHE / "tfhub", KNOWN["tfhub"]))
+    hub = Path(os.environ.get(TFHUB_ENV) or root / CACHE / "tfhub")  # hub_encoder's default: .cache/tfhub
+    outside = root.resolve() not in hub.resolve().parents  # shared with other projects: freed only when named
+    what = KNOWN["tfhub"] + ("; outside this workspace: cleared only when named (--clear tfhub)" if outside else "")
+    found.insert(1, Cache("tfhub", hub, what, by_default=not outside))
     if (root / CACHE).is_dir():
         found += [Cache(p.name, p, "a cache under .cache/; made again by whatever made it")
                   for p in sorted((root / CACHE).iterdir()) if p.is_dir() and p.name not in KNOWN]
@@ -122,7 +125,7 @@ def clear(root: Path, names: Iterable[str] = ()) -> str:
     """Delete the named caches (all that `--clear` may free when none is named); refuses while a stage of
     this workspace runs. Returns what was freed, as a line."""
     every = {cache.name: cache for cache in caches(root)}
-    names = list(names) or [name for name, cache in every.items() if cache.clearable]
+    names = list(names) or [name for name, cache in every.items() if cache.clearable and cache.by_default]
     for name in names:
         if name not in every:
             raise UserError(f"no cache named '{name}' (known: {', '.join(every)})")
@@ -132,8 +135,15 @@ def clear(root: Path, names: Iterable[str] = ()) -> str:
     if busy:
         raise UserError(f"not clearing while this workspace runs {busy[0]}"
                         f"{f' (and {len(busy) - 1} more)' if len(busy) > 1 else ''}: wait for it or stop it first")
-    freed, cleared = 0, [name for name in names if every[name].path.exists()]
+    freed, cleared, failed = 0, [name for name in names if every[name].path.exists()], []
     for name in cleared:
-        freed += every[name].size()[0]
-        shutil.rmtree(every[name].path, ignore_errors=True)
-    return f"freed {human(freed)}: {', '.join(cleared)}" if cleared else "nothing to clear"
+        before = every[name].size()[0]
+        try:
+            shutil.rmtree(every[name].path)
+        except OSError as err:  # read-only, a link, or in use: say so instead of claiming it freed
+            failed.append(f"{name} ({err.strerror or err}: {err.filename})")
+        freed += before - (every[name].size()[0] if every[name].path.exists() else 0)
+    done = [name for name in cleared if not every[name].path.exists()]
+    if failed:
+        raise UserError(f"freed {human(freed)}; could not clear {', '.join(failed)}")
+    return f"freed {human(freed)}: {', '.join(done)}" if done else "nothing to clear"

@@ -11,6 +11,7 @@ with one line naming the estimate, the run sized for a CPU (`make cpu`) and the 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from imdbclf import console
@@ -44,13 +45,17 @@ def allowed(settings: ComputeParams) -> bool:
     return settings.allow_slow_cpu or env
 
 
-def check(settings: ComputeParams, stage: str, family: Family, train: Split, hp: Strict, runs: int, epochs: int,
-          what: str = "trials") -> Estimate | None:
+def check(settings: ComputeParams, stage: str, family: Family, train: Split, hp: Strict,
+          runs: int | Callable[[], int], epochs: int, what: str = "trials") -> Estimate | None:
     """Estimate the stage's training time on this CPU and stop (a UserError: one line, exit 2) when it is
     over the limit; prints the estimate when it is not. Does nothing with a GPU, for a family that does not
     train in steps, with nothing to train (`runs` 0), or when the user allowed a slow run (then nothing is
-    timed either)."""
-    if runs < 1 or allowed(settings) or int(family.runtime().get("gpus", 0)):
+    timed either). `runs` may be a function: counting them can take a look at the tuning storage, not
+    worth taking with a GPU."""
+    if allowed(settings) or int(family.runtime().get("gpus", 0)):
+        return None
+    runs = runs() if callable(runs) else runs
+    if runs < 1:
         return None
     timing = family.time_steps(train, hp, settings.timed_steps)
     if timing is None:
@@ -61,6 +66,6 @@ def check(settings: ComputeParams, stage: str, family: Family, train: Split, hp:
         raise UserError(f"{stage}: no GPU visible, and on this CPU the stage would take about {took} ({estimate}), "
                         f"over compute.cpu_limit_hours ({settings.cpu_limit_hours:g} h). For a run sized for a CPU: "
                         f"make cpu. To go on anyway: -S compute.allow_slow_cpu=true (or set it in params.yaml), "
-                        f"or {ALLOW_ENV}=1")
+                        f"or {ALLOW_ENV}=1 (also for a stage whose trials GPU workers elsewhere train)")
     print(f"{stage}: no GPU visible; on this CPU about {took} ({estimate})", flush=True)
     return estimate

@@ -51,6 +51,13 @@ class TrackingParams(Section):
     run_heartbeat_s: float = Field(60.0, gt=0)
     run_stale_after_s: float = Field(900.0, gt=0)
 
+    @model_validator(mode="after")
+    def _stale_after_a_few_missed_beats(self) -> TrackingParams:
+        if self.run_stale_after_s < 3 * self.run_heartbeat_s:  # else live runs of other hosts get killed
+            raise ValueError(f"run_stale_after_s ({self.run_stale_after_s:g}) must be at least 3 × "
+                             f"run_heartbeat_s ({self.run_heartbeat_s:g})")
+        return self
+
 
 class TuningParams(Section):
     """Where the Optuna studies live and how workers that die are noticed (shared by every model)."""

@@ -12,6 +12,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -27,7 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from imdbclf import console
 from imdbclf.errors import Interrupted, UserError, interrupt_exit_code
-from imdbclf.params import Params
+from imdbclf.params import Params, TrackingParams
 from imdbclf.paths import prepared, project_root
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEARTBEAT_TAG = "heartbeat"
 # set by setup() from params.tracking: how often a run's heartbeat is written, and when it is stale
-_heartbeat = {"every_s": 60.0, "stale_after_s": 900.0}
+_heartbeat = {"every_s": TrackingParams().run_heartbeat_s, "stale_after_s": TrackingParams().run_stale_after_s}
 # The `run_type` tag of every run: a stage execution, a tuning trial (its child), a retrain seed (its child).
 RUN_TYPES = ("stage", "trial", "seed")
 # What the experiment page opens on: MLflow 3 opens an experiment without this tag on its GenAI pages.
@@ -194,7 +195,7 @@ def close_dead_runs(experiment_id: str) -> list[str]:
             mark_killed(run.info.run_id, reason)
             closed.append(run.info.run_id)
     if closed:
-        print(f"tracking: marked {len(closed)} run(s) of dead processes KILLED")
+        print(f"tracking: marked {len(closed)} run(s) of dead processes KILLED", file=sys.stderr)
     return closed
 
 
@@ -206,8 +207,10 @@ def _why_dead(run: mlflow.entities.Run, host: str) -> str | None:
         if _alive(int(tags["pid"]), float(tags.get("pid_started", 0))):
             return None
         return f"process {tags['pid']} on {host} ended without closing the run (killed?)"
-    last = float(tags.get(HEARTBEAT_TAG) or run.info.start_time / 1000)
-    silent = time.time() - last
+    try:  # a run without a heartbeat (older code) cannot be judged from here: it is left alone
+        silent = time.time() - float(tags[HEARTBEAT_TAG])
+    except (KeyError, ValueError):
+        return None
     if silent <= _heartbeat["stale_after_s"]:
         return None
     return (f"no heartbeat from process {tags['pid']} on {tags.get('host')} for {silent:.0f} s "
@@ -234,7 +237,7 @@ def _heartbeat_of(run_id: str) -> Iterator[None]:
         yield
     finally:
         stop.set()
-        thread.join()
+        thread.join(timeout=5)  # a beat stuck on a store that went down must not hold the run's end
 
 
 def git_commit() -> str | None:

@@ -171,9 +171,11 @@ class TrainingRecord(keras.callbacks.Callback):
         return keras.callbacks.BackupAndRestore(str(self.directory / BACKUP))
 
     def on_epoch_begin(self, epoch, logs=None):
-        """Forget the epochs after the one that (re)starts, e.g. recorded but not backed up."""
+        """Forget the epochs after the one that (re)starts, e.g. recorded but not backed up; then drop
+        the weights of a former best, now that the epoch that replaced it is backed up."""
         for values in self.history.values():
             del values[epoch:]
+        self._drop_stale_weights()
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -185,6 +187,17 @@ class TrainingRecord(keras.callbacks.Callback):
             self.model.save_weights(str(tmp))  # the .weights.h5 suffix picks the format that load_weights reads
             os.replace(tmp, best)
         paths.write_json(self.file, {"inputs": self.inputs, "history": self.history})
-        for stale in self.directory.glob("epoch-*.weights.h5"):  # the previous best, or a killed run's
-            if stale != best:
+
+    def on_train_end(self, logs=None):
+        self._drop_stale_weights()
+
+    def _drop_stale_weights(self) -> None:
+        """Keep one epoch's weights: the best of the recorded history. Not done at the end of the epoch
+        that becomes best: until its backup is written, a kill would resume before it, and the former
+        best's file is the one the history points to."""
+        if not self.history.get("val_accuracy"):
+            return
+        best = CHECKPOINT.format(epoch=best_epoch(self.history) + 1)
+        for stale in self.directory.glob("epoch-*.weights.h5"):
+            if stale.name != best:
                 stale.unlink(missing_ok=True)

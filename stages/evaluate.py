@@ -45,7 +45,7 @@ def main(model: str) -> str:
         scored = serving.predictions(p.evaluate.examples, examples)
 
         paths.write_csv(pd.DataFrame(evaluation.roc_points(test.labels, first)), out / "roc.csv")
-        paths.write_csv(pd.DataFrame({"actual": test.labels, "predicted": (first >= 0.5).astype(int)}),
+        paths.write_csv(pd.DataFrame({"actual": test.labels, "predicted": (first >= serving.THRESHOLD).astype(int)}),
                         out / "confusion.csv")
         paths.write_parquet(predictions["test"], paths.predictions(model, "test"))
         paths.write_parquet(predictions["val"], paths.predictions(model, "val"))

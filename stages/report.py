@@ -11,7 +11,7 @@ import os
 
 import pandas as pd
 
-from imdbclf import console, params, paths, registry, reporting, statistics, tracking
+from imdbclf import console, params, paths, registry, reporting, serving, statistics, tracking
 
 FIGURES = {"history": "Train vs validation accuracy and loss per epoch",
            "tuning": "Tuning: validation accuracy of every trial per hyperparameter value (star: the chosen config)",
@@ -24,7 +24,8 @@ def seed_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def correctness(frame: pd.DataFrame):
     """Per review, the fraction of the model's seeds that classify it right."""
-    return statistics.correctness(frame["label"].to_numpy(), (seed_columns(frame).to_numpy().T >= 0.5).astype(int))
+    predicted = (seed_columns(frame).to_numpy().T >= serving.THRESHOLD).astype(int)
+    return statistics.correctness(frame["label"].to_numpy(), predicted)
 
 
 def champion_with_lead(rows: list[dict], val_correct: dict, movies, r) -> dict:

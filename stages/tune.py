@@ -19,11 +19,16 @@ def main(model: str) -> str:
     url = tuning.storage_url(p.tuning)
     logged = {"model": model, "family": p.model(model).family, "tune": tune.model_dump(),
               "model_config": p.model(model).model, "tuning_storage": tuning.shown(url)}
+    tracking.setup(p)  # a store that is down or damaged is named before minutes of work
     storage = tuning.open_storage(url, p.tuning)
     runner = workers.TrialRunner(p, model, storage)
     # hours of training on a CPU: say so first (timed at the grid's first config, on what is left to train)
     first = families.hyperparameters(model, p.model(model), {k: v[0] for k, v in tune.grid.items()})
-    trials = tuning.trials_to_train(storage, model, runner.key, tune.strategy, tune.grid, tune.n_trials)
+
+    def trials() -> int:
+        with tuning.storage_errors(url):
+            return tuning.trials_to_train(storage, model, runner.key, tune.strategy, tune.grid, tune.n_trials)
+
     compute.check(p.compute, f"tune@{model}", runner.family, runner.train, first, trials, tune.epochs)
     with tracking.stage_run(p, f"tune@{model}", logged) as run:
         tracking.log_datasets(runner.datasets)

@@ -76,3 +76,20 @@ def test_clear_refuses_while_a_stage_of_the_workspace_runs(workspace):
         stage.kill()
         stage.wait()
     assert caches.clear(workspace).startswith("freed")
+
+
+def test_a_tfhub_cache_outside_the_workspace_is_cleared_only_when_named(workspace, tmp_path_factory, monkeypatch):
+    shared = tmp_path_factory.mktemp("shared-tfhub")
+    (shared / "model.pb").write_bytes(b"x" * 1000)
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(shared))
+    assert "tfhub" not in caches.clear(workspace) and (shared / "model.pb").exists()
+    assert caches.clear(workspace, ["tfhub"]) == "freed 1.0 kB: tfhub" and not shared.exists()
+
+
+def test_a_cache_that_cannot_be_removed_is_named_not_reported_freed(workspace, monkeypatch):
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(caches.shutil, "rmtree", refuse)
+    with pytest.raises(UserError, match=r"could not clear features \(Permission denied: .*features\)"):
+        caches.clear(workspace, ["features"])

@@ -277,3 +277,25 @@ def test_predict_on_half_a_saved_model_is_one_error_line(tmp_path, saved_lstm):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {model}: incomplete"), result.stderr[-2000:]
+
+
+def test_the_former_best_weights_stay_until_the_epoch_that_replaced_them_is_backed_up(tmp_path):
+    """A kill between the new best's weights and its backup resumes before that epoch: the file the
+    resumed history points to (the former best) must still be there."""
+    import tf_keras as keras
+
+    from imdbclf.training import TrainingRecord
+
+    model = keras.Sequential([keras.layers.Input((2,)), keras.layers.Dense(1)])
+    record = TrainingRecord(tmp_path, {"run": 1})
+    record.set_model(model)
+    for epoch, accuracy in enumerate([0.6, 0.7]):
+        record.on_epoch_begin(epoch)
+        record.on_epoch_end(epoch, {"loss": 1.0 - accuracy, "accuracy": accuracy, "val_loss": 1.0 - accuracy,
+                                    "val_accuracy": accuracy})
+    # epoch 2 is the best now, but the backup (the next callback) has not run: epoch 1's file is kept
+    assert sorted(p.name for p in tmp_path.glob("epoch-*")) == ["epoch-001.weights.h5", "epoch-002.weights.h5"]
+    resumed = TrainingRecord(tmp_path, {"run": 1})  # killed here; the backup says epoch 2 starts again
+    resumed.set_model(model)
+    resumed.on_epoch_begin(1)
+    assert sorted(p.name for p in tmp_path.glob("epoch-*")) == ["epoch-001.weights.h5"]

@@ -105,6 +105,7 @@ def test_runs_of_other_hosts_are_closed_when_their_heartbeat_stops(tmp_path, sto
     elsewhere = {"host": "another-machine", "pid": "4242", "pid_started": "0"}
     silent = client.create_run(experiment_id, tags={**elsewhere, "heartbeat": f"{time.time() - 60:.0f}"})
     beating = client.create_run(experiment_id, tags={**elsewhere, "heartbeat": f"{time.time():.0f}"})
+    unknown = client.create_run(experiment_id, tags=elsewhere)  # older code, no heartbeat: not judged
     with tracking.stage_run(p, "tune@lstm") as run:
         first = client.get_run(run.info.run_id).data.tags["heartbeat"]
         time.sleep(2.5)  # this run's own heartbeat moves on while it is open
@@ -112,8 +113,9 @@ def test_runs_of_other_hosts_are_closed_when_their_heartbeat_stops(tmp_path, sto
     closed = client.get_run(silent.info.run_id)
     assert closed.info.status == "KILLED"
     assert "no heartbeat from process 4242 on another-machine" in closed.data.tags["killed_because"]
-    assert client.get_run(beating.info.run_id).info.status == "RUNNING"
-    client.set_terminated(beating.info.run_id)
+    for alive in (beating, unknown):
+        assert client.get_run(alive.info.run_id).info.status == "RUNNING"
+        client.set_terminated(alive.info.run_id)
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -23,6 +23,7 @@ def test_tiny_params_parse(params_dict):
         (lambda d: d["data"].update(colour="red"), "unknown key 'data.colour'"),
         (lambda d: d["lstm"]["model"].update(layers=3), "unknown key 'lstm.model.layers'"),
         (lambda d: d["lstm"]["tune"]["grid"].update(learning_rate=[-0.1]), "lstm.tune.grid.learning_rate"),
+        (lambda d: d["tracking"].update(run_stale_after_s=10), "run_stale_after_s \\(10\\) must be at least 3"),
         (lambda d: d["lstm"]["tune"]["grid"].update(batch_size=[0]), "lstm.tune.grid.batch_size"),
         (lambda d: d["lstm"]["tune"]["grid"].update(optimizer=["adamax"]), "adamax"),
         (lambda d: d["lstm"].update(family="transformer"), "lstm.family: unknown model family 'transformer'"),

@@ -61,9 +61,19 @@ def test_setup_is_ready_only_once_it_completed(tmp_path):
     venv = tmp_path / "venv"
     venv.mkdir()
     (venv / "pyvenv.cfg").write_text("home = /nowhere\n")  # an earlier set-up that was interrupted: no stamp
+    (venv / ".made-by-make-setup").touch()
     result = make_setup(tmp_path, "3.12", pip_output="Successfully installed numpy-2.4.6 six-1.17.0")
     assert result.returncode == 0, result.stderr
     assert "building it afresh" in result.stdout and "installed 2 packages" in result.stdout
     assert (venv / ".installed").exists()
     again = make_setup(tmp_path, "3.12", pip_exit=1)  # ready: nothing runs, not even the version check
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_venv_that_make_setup_did_not_create_is_never_removed(tmp_path):
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /nowhere\n")  # the user's own, named with VENV=...
+    result = make_setup(tmp_path, "3.11")
+    assert result.returncode != 0 and "make setup did not create it" in result.stderr
+    assert (venv / "pyvenv.cfg").exists()

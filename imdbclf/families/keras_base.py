@@ -21,6 +21,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imdbclf import console, sources
+from imdbclf.errors import UserError
 from imdbclf.families import Family, FitOptions, Split, StepTiming, best_epoch
 from imdbclf.families.settings.keras import KerasConfig, KerasHyperparameters
 from imdbclf.paths import cache_dir
@@ -192,8 +193,11 @@ class KerasFamily(Family):
         history = record.history if record else trained
         self.resumed_from_epoch = len(history["loss"]) - len(trained.get("loss", []))
         if record:  # the weights of the epoch that the reported metrics describe
-            best = best_epoch(history) + 1
-            self.core.load_weights(str(options.checkpoint_dir / CHECKPOINT.format(epoch=best)))
+            weights = options.checkpoint_dir / CHECKPOINT.format(epoch=best_epoch(history) + 1)
+            if not weights.exists():
+                raise UserError(f"{weights}: the best epoch's weights are missing; delete "
+                                f"{options.checkpoint_dir} to train this model from the start")
+            self.core.load_weights(str(weights))
         keras.mixed_precision.set_global_policy("float32")
         self.model = self._inference_model()
         return history
