@@ -62,8 +62,10 @@ def test_sigterm_and_ctrl_c_mark_runs_killed_and_print_one_line(tmp_path, store,
     script = tmp_path / "sleeper.py"
     script.write_text(f"PARAMS = {params_dict!r}\n" + SLEEPER)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_USE_LEGACY_KERAS": "1"}
+    # as from a terminal: a test run started in the background (`make test &`) inherits SIGINT ignored
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == "training"
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
