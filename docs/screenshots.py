@@ -135,7 +135,7 @@ def show_trials(page, stage: str, run_name: str, columns: list[str]) -> None:
     page.get_by_role("row").filter(has_text=run_name).first.get_by_role("button").first.click()
     page.wait_for_timeout(1000)
     for column in columns:
-        page.get_by_role("button", name="Columns").click()
+        page.get_by_role("button", name="Columns", exact=True).click()
         page.get_by_placeholder("Search columns").fill(column)
         page.wait_for_timeout(500)
         # an item's label is its whole name (the search match in bold): the one that is exactly `column`
