@@ -47,9 +47,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP); trap - EXIT; echo "setup: $(VENV) is ready"
 
 # pip's own output is a few lines for every package: show instead the downloads of 10 MB or more (where
-# the minutes go), how many packages are installed, pip's warnings (e.g. retries), and all from an error on.
+# the minutes go), how many packages are installed, pip's warnings (e.g. retries; one of each kind, the
+# names in quotes aside), and all from an error on.
 PIP_PROGRESS = awk '/^ERROR|^ *error: / { err = 1 } \
-	err || /^WARNING/ { print; fflush(); next } \
+	err { print; fflush(); next } \
+	/^WARNING/ { k = $$0; gsub(/\047[^\047]*\047/, "", k); if (k in seen) more++; else { seen[k] = 1; print; fflush() }; next } \
+	END { if (more) print "  (" more " more pip warnings like those above)" } \
 	/^ *Downloading / && ($$NF == "GB)" || ($$NF == "MB)" && substr($$(NF-1), 2) + 0 >= 10)) { \
 	  print "  downloading " $$2 " " $$(NF-1) " " $$NF; fflush() } \
 	/^Installing collected packages:/ { n = split(substr($$0, 32), names, ", "); print "  installing " n " packages..."; fflush() } \
