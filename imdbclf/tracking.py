@@ -130,8 +130,9 @@ def damaged_store_is_a_user_error(uri: str) -> Iterator[None]:
                         "or move it away to start a new store") from None
 
 
-def setup(params: Params) -> str:
-    """Point MLflow at the store and make sure the experiment exists; return its id."""
+def check_store(params: Params) -> str:
+    """Fail in one line on a damaged embedded store or a server that does not answer; return the URI.
+    Stages that work for minutes before their MLflow run starts call it first."""
     uri = tracking_uri(params)
     if uri.startswith("sqlite:///"):
         check_sqlite_store(Path(uri.removeprefix("sqlite:///")))
@@ -139,6 +140,12 @@ def setup(params: Params) -> str:
             with_retries(lambda: _enable_wal(uri))
     elif uri.startswith(("http://", "https://")):
         check_server(uri, params.tracking.connect_timeout_s)
+    return uri
+
+
+def setup(params: Params) -> str:
+    """Point MLflow at the store and make sure the experiment exists; return its id."""
+    uri = check_store(params)
     mlflow.set_tracking_uri(uri)
     _heartbeat.update(every_s=params.tracking.run_heartbeat_s, stale_after_s=params.tracking.run_stale_after_s)
     console.quiet_mlflow_messages()
@@ -407,7 +414,7 @@ def trial_run(name: str, parent_run_id: str | None, tags: Mapping[str, str]) -> 
     inherited = {}
     if parent_run_id:
         parent = with_retries(lambda: MlflowClient().get_run(parent_run_id))
-        inherited = {k: v for k, v in parent.data.tags.items() if k.startswith(("dvc.", "git."))}
+        inherited = _inherited(parent.data.tags)
     with _run(name, "trial", {**inherited, **tags}, nested=active is not None,
               parent_run_id=parent_run_id) as run:
         yield run
@@ -418,9 +425,13 @@ def child_run(name: str, run_type: str, tags: Mapping[str, str] | None = None) -
     """A nested run under the active stage run (run_type `trial` per tuning trial, `seed` per retrain
     seed), with its tags."""
     parent = mlflow.active_run()
-    inherited = {k: v for k, v in (parent.data.tags if parent else {}).items() if k.startswith(("dvc.", "git."))}
-    with _run(name, run_type, {**inherited, **(tags or {})}, nested=True) as run:
+    with _run(name, run_type, {**_inherited(parent.data.tags if parent else {}), **(tags or {})}, nested=True) as run:
         yield run
+
+
+def _inherited(parent_tags: Mapping[str, str]) -> dict[str, str]:
+    """The parent's DVC and git tags, which a child run repeats so that it can be filtered by them."""
+    return {k: v for k, v in parent_tags.items() if k.startswith(("dvc.", "git."))}
 
 
 def log_artifact(path: Path, artifact_path: str | None = None) -> None:

@@ -20,7 +20,7 @@ def main(model: str) -> str:
     best = paths.read_json(paths.tune_metrics(model))["best"]
     hp = families.hyperparameters(model, section, best["config"])
     train, val = paths.load_split("train"), paths.load_split("val")
-    tracking.setup(p)  # a store that is down or damaged is named before minutes of work
+    tracking.check_store(p)  # a store that is down or damaged is named before minutes of work
     compute.check(p.compute, f"retrain@{model}", families.create(model, section), train, hp,
                   len(section.retrain.seeds), section.retrain.epochs, what="seeds")
     logged = {"model": model, "family": section.family, "retrain": section.retrain.model_dump(),

@@ -19,7 +19,7 @@ def main(model: str) -> str:
     url = tuning.storage_url(p.tuning)
     logged = {"model": model, "family": p.model(model).family, "tune": tune.model_dump(),
               "model_config": p.model(model).model, "tuning_storage": tuning.shown(url)}
-    tracking.setup(p)  # a store that is down or damaged is named before minutes of work
+    tracking.check_store(p)  # a store that is down or damaged is named before minutes of work
     storage = tuning.open_storage(url, p.tuning)
     runner = workers.TrialRunner(p, model, storage)
     # hours of training on a CPU: say so first (timed at the grid's first config, on what is left to train)
