@@ -1,4 +1,5 @@
-# Two commands for a new user: `make run` (the whole pipeline) and `make test` (the test suite).
+# Two commands for a new user: `make cpu DATA=...` (the pipeline sized for a CPU) and `make test` (the test
+# suite; `make test-fast`: its unit tests alone, for a developer at work).
 # Both create .venv and install the pinned requirements first; `make setup` does only that.
 
 SHELL := bash
@@ -21,10 +22,9 @@ STAMP := $(VENV)/.installed
 DATA ?= https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz
 SOURCE := $(if $(findstring ://,$(DATA)),$(DATA),$(abspath $(DATA)))
 
-export TF_USE_LEGACY_KERAS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test cpu bench lint mlflow-ui services services-down services-env clean-cache
+.PHONY: setup run test test-fast cpu bench lint mlflow-ui services services-down services-env clean-cache
 
 setup: $(STAMP)
 
@@ -64,10 +64,14 @@ run: setup
 test: setup
 	python -m pytest -q --durations=8
 
+# The fast tier: unit tests, no end-to-end pipeline, team services or set-up (tests marked slow).
+test-fast: setup
+	python -m pytest -q -m 'not slow' --durations=5
+
 lint: setup
 	ruff check .
 
-# The Bi-LSTM and the TF-IDF baseline on a 2-core CPU, as a DVC experiment (settings in README);
+# The Bi-LSTM and the TF-IDF baseline on a 2-core CPU, as a DVC experiment (docs/setup.md);
 # EXTRA adds settings, e.g. EXTRA='-S lstm.tune.workers=2'.
 cpu: setup
 	dvc exp run $(CPU_OVERRIDES) $(EXTRA)
@@ -109,7 +113,7 @@ clean-cache: setup
 mlflow-ui: setup
 	python -m imdbclf ui --port $(MLFLOW_PORT)
 
-# The team's PostgreSQL + mlflow server (README: Team set-up). `make services` prints two export lines;
+# The team's PostgreSQL + mlflow server (docs/team.md). `make services` prints two export lines;
 # `eval "$$(make -s services)"` applies them. SERVICES_HOST: the address to bind to and to put in the URLs.
 SERVICES_DIR ?= .services
 SERVICES_HOST ?= 127.0.0.1

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from imdbclf import families
-from imdbclf.families.hub_encoder import HubEncoderConfig
-from imdbclf.families.keras_base import KerasHyperparameters
+from imdbclf.families.keras.base import KerasHyperparameters
+from imdbclf.families.keras.hub_encoder import HubEncoderConfig
 
 
 def pipeline_train_speed(preprocessor: str, encoder: str, texts: list[str], seq_len: int, batch: int,

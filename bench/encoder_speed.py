@@ -27,7 +27,7 @@ SEQ_LEN, BATCH, STEPS, VOCAB = 128, 32, 20, 30522
 
 def hub_models(size: dict, root: Path) -> tuple[str, str]:
     """A preprocessor and an encoder of this size in TF Hub format, written once under `root`."""
-    from imdbclf.hub_export import build_bert_encoder, save_encoder, save_preprocessor
+    from imdbclf.ops.bert_converter import build_bert_encoder, save_encoder, save_preprocessor
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(VOCAB - 5)]
     preprocessor, encoder = root / "preprocessor", root / "encoder"

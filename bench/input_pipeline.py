@@ -29,7 +29,7 @@ def main() -> None:
     import tensorflow as tf
 
     from imdbclf import data
-    from imdbclf.families.hub_encoder import HubEncoder, HubEncoderConfig
+    from imdbclf.families.keras.hub_encoder import HubEncoder, HubEncoderConfig
 
     tmp = tempfile.TemporaryDirectory()
     os.environ["DVC_ROOT"] = tmp.name  # a fresh, empty .cache/features: the one-time cost is measured too

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.common import REPO, make_project, run, write_result
-from tests.conftest import tiny_params
+from tests.helpers import tiny_params
 from tests.tiny_imdb import write_archive
 
 COMMANDS = {

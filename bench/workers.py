@@ -19,7 +19,7 @@ import optuna
 import yaml
 
 from bench.common import REPO, archive, free_port, make_project, run, with_overrides, write_result
-from imdbclf import services
+from imdbclf.ops import services
 
 SETTINGS = {  # the bench's overrides of params.yaml, recorded with the result
     "split.max_train": 2000, "split.max_val": 500, "split.max_test": 100,

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,15 +35,10 @@ from mlflow.tracking import MlflowClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from imdbclf.tracking import runs_link  # noqa: E402 - the link that `make mlflow-ui` prints
+from tests.helpers import free_port  # noqa: E402
 
 WINDOW = {"width": 1600, "height": 1000}
 METRIC = "best_val_accuracy"  # what a trial scores: validation accuracy at its best epoch
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_ui(store: str, artifacts: Path, port: int, log: Path) -> subprocess.Popen:

@@ -1,10 +1,9 @@
-"""Shared code of the IMDB sentiment pipeline: params, data, model families, training, tracking."""
+"""The ML core of the text-classification pipeline: params, data, model families, tuning, tracking,
+evaluation, statistics, reporting, serving and the registry.
 
-import os
-
-# tensorflow_hub.KerasLayer needs tf-keras (Keras 2); it must be chosen before TensorFlow is imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from imdbclf import console  # noqa: E402 - after the Keras choice, before TensorFlow or MLflow
-
-console.configure()  # library chatter off unless IMDBCLF_VERBOSE=1
+Importing it changes nothing global (no environment variable, warning filter or logger): the entry
+points in `imdbclf.ops` (the stage decorator, the CLI) set up the console explicitly, and the core sets
+what TensorFlow needs where it loads it (`imdbclf.environment`). Operations (team services, caches, the
+CPU-time guard, failpoints, the converter, the CLI) live in `imdbclf.ops`, which depends on the core and
+never the other way round.
+"""

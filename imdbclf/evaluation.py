@@ -6,10 +6,12 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
-from imdbclf import console
-from imdbclf.families import Family
+from imdbclf.data import Split
+from imdbclf.families.base import Family
+from imdbclf.progress import Progress
 
 
 def classification_metrics(labels: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict:
@@ -33,7 +35,7 @@ def predict(family: Family, texts: Sequence[str], batch_size: int, desc: str | N
         return family.predict_proba(texts, batch_size)
     chunk = batch_size * int(np.ceil(np.ceil(len(texts) / batch_size) / 10))
     parts = []
-    with console.Progress(len(texts), desc, "review") as progress:
+    with Progress(len(texts), desc, "review") as progress:
         for start in range(0, len(texts), chunk):
             parts.append(np.asarray(family.predict_proba(texts[start : start + chunk], batch_size)))
             progress.update(len(parts[-1]))
@@ -65,3 +67,28 @@ def summarize_seeds(per_seed: list[dict], keys: Sequence[str]) -> dict:
         out[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
     return out
 
+
+
+# What evaluate averages over seeds (mean and std) in metrics/eval/<model>.json.
+SUMMARIZED = ("accuracy", "loss", "precision", "recall", "f1", "roc_auc", "reviews_per_second", "val_accuracy",
+              "val_loss")
+
+
+def score_seed(family: Family, test: Split, val: Split, batch_size: int,
+               seed: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """One saved seed on test (metrics and throughput) and on validation, where its numbers must be the ones
+    retrain reported for its best epoch; returns its scores and both splits' probabilities."""
+    proba, speed = timed_predict(family, test.texts, batch_size, f"seed {seed}: test")
+    val_proba = predict(family, val.texts, batch_size, f"seed {seed}: validation")
+    val_scores = classification_metrics(val.labels, val_proba)
+    scores = {"seed": seed, **classification_metrics(test.labels, proba), "reviews_per_second": speed,
+              "val_accuracy": val_scores["accuracy"], "val_loss": val_scores["loss"]}
+    return scores, proba, val_proba
+
+
+def predictions_table(split: Split, proba_by_seed: dict[int, np.ndarray]) -> pd.DataFrame:
+    """Per review: id, movie, label and every seed's P(positive), what the report's paired tests read."""
+    frame = pd.DataFrame({"id": split.ids, "movie": split.movies, "label": split.labels})
+    for seed, proba in proba_by_seed.items():
+        frame[f"proba_seed_{seed}"] = proba
+    return frame

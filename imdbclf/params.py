@@ -8,7 +8,7 @@ grid) are validated against the family's settings (`imdbclf.families.settings`, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -76,7 +76,7 @@ class TuningParams(Section):
 class ComputeParams(Section):
     """What a stage does before hours of training on a CPU: a Keras stage on a machine without a GPU
     times a few training steps first and stops, with its estimate and the command for a CPU-sized run,
-    when the stage would take longer than `cpu_limit_hours` (`imdbclf.compute`). Not a DVC dependency
+    when the stage would take longer than `cpu_limit_hours` (`imdbclf.ops.cpu_guard`). Not a DVC dependency
     of any stage: neither setting changes a result."""
 
     allow_slow_cpu: bool = False  # true (or IMDBCLF_ALLOW_SLOW_CPU=1): go on whatever the estimate
@@ -85,6 +85,8 @@ class ComputeParams(Section):
 
 
 class TuneParams(Section):
+    # How trials are executed, not what they give: not a DVC parameter of tune@ (dvc.yaml lists the others).
+    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)
     # ofat: one factor at a time; grid: the full product; tpe: n_trials picked by Optuna's TPE sampler
     strategy: Literal["ofat", "grid", "tpe"] = "ofat"
     n_trials: int | None = Field(None, gt=0)  # tpe only
@@ -93,7 +95,7 @@ class TuneParams(Section):
     pruner_args: dict[str, Any] = Field(default_factory=dict)
     # local worker processes; auto: one per GPU, or one on a CPU-only machine
     workers: int | Literal["auto"] = "auto"
-    epochs: int = Field(gt=0)
+    epochs: int = Field(1, gt=0)  # a family that fits in one pass (TF-IDF) has one epoch whatever this says
     # Trials may train on a stratified subsample of the training split (null: all of it).
     max_train: int | None = Field(None, gt=0)
     seed: int = 0
@@ -114,7 +116,7 @@ class TuneParams(Section):
 
 
 class RetrainParams(Section):
-    epochs: int = Field(gt=0)
+    epochs: int = Field(1, gt=0)
     patience: int = Field(3, ge=0)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
 
@@ -190,7 +192,7 @@ def parse(raw: dict[str, Any]) -> Params:
     params = params.model_copy(update={"model_sections": models})
     # Imported here, not at the top: a stage depends on the code it runs, and the families' settings
     # are check-params' to depend on (a stage that runs no family does not rerun when they change).
-    from imdbclf.families import validate_section
+    from imdbclf.families.registry import validate_section
 
     for name in params.models:
         validate_section(name, params.model(name))

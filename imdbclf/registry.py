@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from imdbclf import serving
 from imdbclf.errors import UserError
-from imdbclf.tracking import with_retries
+from imdbclf.tracking.store import with_retries
 
 ALIAS = "champion"
 

@@ -20,16 +20,16 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, Schema
 
-from imdbclf import sources
+from imdbclf import codedeps
 from imdbclf.errors import UserError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REQUIREMENTS = PACKAGE_DIR.parent / "requirements.txt"  # the pinned versions, read (never repeated) here
-# What scoring imports whatever the family (this module, the package's __init__, console, data and
+# What scoring imports whatever the family (this module, the package's __init__, data and the
 # families' base), by the names in requirements.txt; each family adds its own (families.SCORING_PACKAGES).
 SCORING_PACKAGES = ("mlflow", "numpy", "pandas", "pydantic", "scikit-learn", "tqdm")
-# MLflow's hints about type-hinted predict() and integer columns do not apply to raw-text models.
-warnings.filterwarnings("ignore", message=r"(?s).*(Add type hints|integer column)")
+# MLflow's hint about integer columns (the signature's `label`) does not apply: it is a class, not a number.
+NOT_FOR_US = r"(?s).*integer column"
 
 # What the MLflow UI shows under "how to call": one review per row of a `text` column.
 INPUT_EXAMPLE = pd.DataFrame({"text": ["A wonderful film.", "Two hours I will never get back."]})
@@ -114,8 +114,11 @@ def predictions(texts: Sequence[str], proba: np.ndarray | Sequence[float]) -> li
 
 
 class ReviewClassifier(mlflow.pyfunc.PythonModel):
+    # Raw review strings, checked by `as_texts`: MLflow's validation from predict()'s type hints (and its
+    # warning, at class definition, that there are none) does not apply.
+    _skip_type_hint_validation = True
+
     def load_context(self, context) -> None:
-        import imdbclf  # noqa: F401 - sets TF_USE_LEGACY_KERAS before TensorFlow loads
         from imdbclf import families
 
         self.family = families.load(Path(context.artifacts["model_dir"]))
@@ -159,7 +162,7 @@ def code_files(family: str) -> list[Path]:
     this module, the families' base and the family's module, with what they import."""
     from imdbclf import families
 
-    return sources.closure(__name__, families.__name__, families.family_module(family))
+    return codedeps.closure(__name__, families.__name__, families.family_module(family))
 
 
 def log_model(model_dir: Path, registered_name: str | None, requirements: Path = REQUIREMENTS):
@@ -172,14 +175,16 @@ def log_model(model_dir: Path, registered_name: str | None, requirements: Path =
     with tempfile.TemporaryDirectory(prefix="imdbclf-code-") as tmp:
         for file in code_files(family):  # a copy of the package with just these files, as it is laid out
             (Path(tmp) / file).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(sources.ROOT / file, Path(tmp) / file)
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=ReviewClassifier(),
-            artifacts={"model_dir": str(model_dir)},
-            code_paths=[str(Path(tmp) / PACKAGE_DIR.name)],
-            registered_model_name=registered_name,
-            pip_requirements=pip_requirements(family, requirements),
-            signature=SIGNATURE,
-            input_example=INPUT_EXAMPLE,
-        )
+            shutil.copy2(codedeps.ROOT / file, Path(tmp) / file)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=NOT_FOR_US)
+            return mlflow.pyfunc.log_model(
+                name="model",
+                python_model=ReviewClassifier(),
+                artifacts={"model_dir": str(model_dir)},
+                code_paths=[str(Path(tmp) / PACKAGE_DIR.name)],
+                registered_model_name=registered_name,
+                pip_requirements=pip_requirements(family, requirements),
+                signature=SIGNATURE,
+                input_example=INPUT_EXAMPLE,
+            )

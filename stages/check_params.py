@@ -5,10 +5,11 @@ The other stages read only their own sections, so DVC would call a misspelt or u
 next `dvc repro` on it, in one line naming the key.
 """
 
-from imdbclf import console, params
+from imdbclf import params
+from imdbclf.ops.stage import stage
 
 
-@console.stage("check-params")
+@stage("check-params")
 def main() -> str:
     p = params.load()
     return f"{params.PARAMS_FILE} is valid; models {', '.join(p.models)}"

@@ -8,17 +8,18 @@ none of them.
 
 import argparse
 
-from imdbclf import console, families, params, paths, sources
+from imdbclf import atomic, codedeps, families, outputs, params
+from imdbclf.ops.stage import stage
 
 MODEL_STAGES = ("tune", "retrain", "evaluate")
 
 
-@console.stage("code@{}")
+@stage("code@{}")
 def main(model: str) -> str:
     family = families.family_module(params.load().model(model).family)
-    for stage in MODEL_STAGES:
-        files = sources.closure(f"stages.{stage}", family)
-        paths.write_text(paths.code_manifest(model, stage), sources.manifest(files))
+    for name in MODEL_STAGES:
+        files = codedeps.closure(f"stages.{name}", family)
+        atomic.write_text(outputs.code_manifest(model, name), codedeps.manifest(files))
     return f"{family} and the code of {', '.join(MODEL_STAGES)} listed in metrics/code/{model}/"
 
 

@@ -5,60 +5,41 @@ validation split at their best epoch. The configs go into Optuna studies in the 
 storage, where `tune.workers` local worker processes (and any `python -m imdbclf tune-worker` on
 other machines) train them; finished trials are reused while nothing they depend on changed, so an
 interrupted tune resumes instead of starting over, and a queued experiment reuses the workspace's.
+Writes the whole search (metrics/tune/<model>.json) and, apart, the chosen config (metrics/best/
+<model>.json): retrain depends on that alone, so a tune that changed only its bookkeeping retrains nothing.
 """
 
 import argparse
 
-from imdbclf import compute, console, families, params, paths, tracking, tuning, workers
+from imdbclf import atomic, families, outputs, params, tracking, tuning
+from imdbclf.ops import cpu_guard
+from imdbclf.ops.stage import stage
+from imdbclf.tuning import workers
 
 
-@console.stage("tune@{}")
+@stage("tune@{}")
 def main(model: str) -> str:
     p = params.load()
-    tune = p.model(model).tune
+    section = p.model(model)
+    tune = section.tune
     url = tuning.storage_url(p.tuning)
-    logged = {"model": model, "family": p.model(model).family, "tune": tune.model_dump(),
-              "model_config": p.model(model).model, "tuning_storage": tuning.shown(url)}
     tracking.check_store(p)  # a store that is down or damaged is named before minutes of work
-    storage = tuning.open_storage(url, p.tuning)
-    runner = workers.TrialRunner(p, model, storage)
+    runner = workers.TrialRunner(p, model, tuning.open_storage(url, p.tuning))
     # hours of training on a CPU: say so first (timed at the grid's first config, on what is left to train)
-    first = families.hyperparameters(model, p.model(model), {k: v[0] for k, v in tune.grid.items()})
-
-    def trials() -> int:
-        with tuning.storage_errors(url):
-            return tuning.trials_to_train(storage, model, runner.key, tune.strategy, tune.grid, tune.n_trials)
-
-    compute.check(p.compute, f"tune@{model}", runner.family, runner.train, first, trials, tune.epochs)
+    first = families.hyperparameters(model, section, {k: v[0] for k, v in tune.grid.items()})
+    cpu_guard.check(p.compute, f"tune@{model}", runner.family, runner.train, first,
+                    lambda: workers.trials_to_train(runner, url), tune.epochs)
+    logged = {"model": model, "family": section.family, "tune": tune.model_dump(), "model_config": section.model,
+              "tuning_storage": tuning.shown(url)}
     with tracking.stage_run(p, f"tune@{model}", logged) as run:
         tracking.log_datasets(runner.datasets)
-        gpus = int(runner.family.runtime().get("gpus", 0))
-        count = workers.local_worker_count(tune.workers, gpus)
-        local = workers.start_local_workers(model, count, gpus, p.tuning.worker_idle_exit_s) if count > 1 else []
-        print(f"tune@{model}: {tune.strategy} search, {count} local worker(s), studies in {tuning.shown(url)}")
-
-        def on_phase(study) -> None:  # workers file their trials' runs under this stage's run
-            study.set_user_attr(workers.PARENT_RUN, run.info.run_id)
-
-        def work(study) -> bool:  # one worker: train here; several: they train while this stage waits
-            return runner.run_one(study) if all(proc.poll() is not None for proc in local) else False
-
-        try:
-            with tuning.storage_errors(url):
-                search = tuning.Search(storage, model, runner.key, tune.grid, p.tuning, work,
-                                       lambda study: workers.reconcile(runner, study), tune.pruner,
-                                       tune.pruner_args, tune.n_trials, tune.seed, on_phase)
-                results = search.run(tune.strategy)
-        finally:
-            for proc in local:
-                proc.terminate()
-            for proc in local:
-                proc.wait()
+        results = workers.search(runner, url, run.info.run_id)
         for result in results:
             if result.reused:
                 tracking.log_reused_trial(model, result, runner.datasets)
         summary = tuning.summary(tune.strategy, results)
-        paths.write_json(paths.tune_metrics(model), summary)
+        atomic.write_json(outputs.tune_metrics(model), summary)
+        atomic.write_json(outputs.tune_best(model), tuning.best_choice(runner.key, results))
         tracking.log_metrics({"best_val_accuracy": summary["best"]["val_accuracy"], "trials": len(results),
                               "reused_trials": sum(r.reused for r in results), "pruned_trials": summary["pruned"],
                               "epochs_trained": summary["epochs_trained"]})

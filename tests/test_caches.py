@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from imdbclf import caches
 from imdbclf.errors import UserError
-from tests.conftest import REPO
+from imdbclf.ops import caches
+from tests.helpers import REPO
 
 
 @pytest.fixture

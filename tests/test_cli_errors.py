@@ -1,10 +1,13 @@
 """A user mistake ends a stage with one `error:` line, exit code 2 and no partial output."""
 
+import pytest
 import yaml
 
-from tests.conftest import tiny_params
-from tests.test_pipeline import make_project, run
+from tests.helpers import make_project, tiny_params
+from tests.helpers import run_pipeline as run
 from tests.tiny_imdb import write_archive
+
+pytestmark = pytest.mark.slow  # dvc repro of tiny projects
 
 
 def test_bad_inputs_give_one_line_and_no_output(tmp_path):

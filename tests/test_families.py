@@ -8,16 +8,7 @@ import pytest
 
 from imdbclf import families, params
 from imdbclf.errors import UserError
-from tests.conftest import REPO, tiny_params
-from tests.tiny_imdb import reviews
-
-
-def splits():
-    files = reviews(24, seed=3)
-    def split(prefix):
-        items = [(t, int("/pos/" in k)) for k, t in files.items() if k.startswith(prefix)]
-        return families.Split(prefix, np.array([t for t, _ in items], dtype=object), np.array([y for _, y in items]))
-    return split("train"), split("test")
+from tests.helpers import REPO, splits, tiny_params
 
 
 class Killed(Exception):
@@ -25,6 +16,7 @@ class Killed(Exception):
     trained but before its checkpoint was written."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, config", [
     ("lstm", {"optimizer": "adam", "batch_size": 8, "learning_rate": 0.02}),
     ("tfidf_logreg", {"C": 10.0, "ngram_max": 2, "min_df": 1}),
@@ -57,6 +49,7 @@ def test_family_learns_saves_and_reloads_in_a_fresh_process(tmp_path, params_dic
     assert reloaded[-2] > 0.5 > reloaded[-1]
 
 
+@pytest.mark.slow
 def test_best_epoch_on_a_tie_is_the_epoch_saved_and_reported(tmp_path, params_dict):
     """A learning rate so small that validation accuracy never moves while validation loss keeps
     falling: every epoch ties on accuracy. The one rule (ties go to the lower loss) names the epoch
@@ -89,7 +82,7 @@ def test_best_epoch_on_a_tie_is_the_epoch_saved_and_reported(tmp_path, params_di
 
 
 def test_early_stopping_follows_the_best_epoch_rule():
-    from imdbclf.training import BestEpochStopping
+    from imdbclf.families.keras.callbacks import BestEpochStopping
 
     class Model:
         stop_training = False
@@ -187,7 +180,7 @@ def test_a_fit_with_other_inputs_starts_over(tmp_path, params_dict, change):
 
 
 def test_early_stopping_counts_the_epochs_before_a_resume():
-    from imdbclf.training import BestEpochStopping
+    from imdbclf.families.keras.callbacks import BestEpochStopping
 
     class Model:
         stop_training = False
@@ -284,7 +277,7 @@ def test_the_former_best_weights_stay_until_the_epoch_that_replaced_them_is_back
     resumed history points to (the former best) must still be there."""
     import tf_keras as keras
 
-    from imdbclf.training import TrainingRecord
+    from imdbclf.families.keras.callbacks import TrainingRecord
 
     model = keras.Sequential([keras.layers.Input((2,)), keras.layers.Dense(1)])
     record = TrainingRecord(tmp_path, {"run": 1})

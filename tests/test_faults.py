@@ -15,9 +15,9 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdbclf import params, paths, tracking
+from imdbclf import atomic, params, tracking
 from imdbclf.errors import UserError
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 # A stage-like program: a stage run with a trial child run that sleeps until it is signalled.
 SLEEPER = textwrap.dedent("""
@@ -55,6 +55,7 @@ def runs(uri: str) -> list:
     return client.search_runs([experiment.experiment_id])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_and_ctrl_c_mark_runs_killed_and_print_one_line(tmp_path, store, params_dict, sig, code):
     import optuna
@@ -152,8 +153,8 @@ def test_an_unreachable_server_fails_fast_in_one_line(monkeypatch, params_dict):
 def test_outputs_honour_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
-        paths.write_json(tmp_path / "m.json", {"a": 1})
-        paths.write_text(tmp_path / "r.md", "x")
+        atomic.write_json(tmp_path / "m.json", {"a": 1})
+        atomic.write_text(tmp_path / "r.md", "x")
     finally:
         os.umask(old)
     assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
@@ -174,5 +175,5 @@ def test_predict_file_that_is_not_utf8_is_named_with_its_byte_offset(tmp_path):
 
 def test_a_temp_file_left_by_a_killed_writer_goes_with_the_next_write(tmp_path):
     (tmp_path / ".m.json.4242.tmp").write_text('{"half": ')
-    paths.write_json(tmp_path / "m.json", {"a": 1})
+    atomic.write_json(tmp_path / "m.json", {"a": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]

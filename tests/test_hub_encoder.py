@@ -7,8 +7,7 @@ import pytest
 
 from imdbclf import families, params
 from imdbclf.errors import UserError
-from tests.conftest import REPO
-from tests.test_families import splits
+from tests.helpers import REPO, splits
 from tests.tiny_hub import write_encoder, write_preprocessor
 
 
@@ -39,6 +38,7 @@ def test_preprocessing_packs_to_the_configured_length(params_dict, handles):
     assert features["input_mask"][0].tolist() == [1, 1, 1, 1] + [0] * 8  # [CLS] great movie [SEP]
 
 
+@pytest.mark.slow
 def test_hub_family_trains_and_reloads_in_a_fresh_process(tmp_path, params_dict, handles):
     s = section(params_dict, handles)
     family = families.create("tiny_bert", s)

@@ -11,7 +11,7 @@ import tensorflow_hub as hub
 from safetensors.numpy import save_file
 
 from imdbclf.errors import UserError
-from imdbclf.hub_export import convert_bert
+from imdbclf.ops.bert_converter import convert_bert
 from tests.tiny_hub import TINY_CONFIG, VOCAB
 
 

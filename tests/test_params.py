@@ -1,13 +1,23 @@
 import pytest
+import yaml
 
 from imdbclf import params
 from imdbclf.errors import UserError
 
 
-def test_repo_params_are_valid():
-    p = params.load(params.Path(__file__).resolve().parents[1] / "params.yaml")
+def test_repo_params_are_valid_and_write_out_every_setting():
+    """params.yaml holds every setting, defaults included: each section's keys, and each model's tune keys
+    (which dvc.yaml tracks one by one, so a missing one would stop `dvc repro`)."""
+    path = params.Path(__file__).resolve().parents[1] / "params.yaml"
+    p, raw = params.load(path), yaml.safe_load(path.read_text())
     assert p.models and all(p.model(m).family for m in p.models)
-    assert p.model("lstm").tune.grid["optimizer"] == ["sgd", "rmsprop", "adam", "adamw"]
+    sections = {"data": params.DataParams, "split": params.SplitParams, "tracking": params.TrackingParams,
+                "tuning": params.TuningParams, "compute": params.ComputeParams, "evaluate": params.EvaluateParams,
+                "report": params.ReportParams}
+    for name, section in sections.items():
+        assert set(section.model_fields) <= set(raw[name]), (name, set(section.model_fields) - set(raw[name]))
+    for model in p.models:
+        assert set(params.TuneParams.model_fields) <= set(raw[model]["tune"]), model
 
 
 def test_tiny_params_parse(params_dict):

@@ -16,31 +16,12 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from bench.common import make_project
-from bench.common import run as bench_run
-from tests.conftest import tiny_params
-from tests.test_console import NOISE
+from tests.helpers import FRESH_SHELL, NOISE, free_port, make_project, readme, tiny_params  # noqa: F401
+from tests.helpers import run_pipeline as run
 from tests.tiny_hub import write_encoder, write_preprocessor
 from tests.tiny_imdb import write_archive
 
-
-def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    return bench_run(cmd, cwd, env={"MLFLOW_TRACKING_URI": "", **(env or {})}, check=check)
-
-
-# A fresh shell: no virtual environment on PATH, none of the test run's variables.
-FRESH_SHELL = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
-
-
-def readme(command: str, cwd: Path, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
-    """A command as the README writes it, after its one activation step, in a fresh shell."""
-    args = ["bash", "-c", f"source .venv/bin/activate && {command}"]
-    if popen:
-        return subprocess.Popen(args, cwd=cwd, env=FRESH_SHELL, **popen)
-    result = subprocess.run(args, cwd=cwd, env=FRESH_SHELL, capture_output=True, text=True)
-    assert result.returncode == 0, f"{command}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
-
+pytestmark = pytest.mark.slow  # end to end: dvc repro of a tiny project
 
 # Records, at exit, whether a Python process of the first repro loaded TensorFlow.
 AUDIT = """import atexit, json, os, sys
@@ -174,6 +155,21 @@ def test_second_repro_runs_nothing(project):
     assert time.perf_counter() - started < 30
 
 
+def test_a_tune_that_only_reuses_its_trials_retrains_nothing(project):
+    """`workers` changes how trials run, not their results: DVC does not rerun tune for it. And a tune that
+    runs again but reuses every trial changes only its bookkeeping (reused, seconds, run ids): retrain
+    depends on the chosen config (metrics/best/<model>.json), which stays byte for byte the same."""
+    result = readme("dvc exp run -S lstm.tune.workers=2", project)
+    assert ran_stages(result.stdout) <= {"check-params"}, result.stdout
+    run(["git", "checkout", "params.yaml"], project)
+    run(["dvc", "repro"], project)
+    best = (project / "metrics/best/tfidf_logreg.json").read_bytes()
+    forced = run(["dvc", "repro", "-f", "-s", "tune@tfidf_logreg"], project)
+    assert "reused" in forced.stdout
+    assert (project / "metrics/best/tfidf_logreg.json").read_bytes() == best
+    assert ran_stages(run(["dvc", "repro"], project).stdout) <= {"report"}
+
+
 def test_exp_run_with_a_tune_setting_reruns_from_tune(project):
     # as the README writes it, in a fresh shell: DVC runs the stages' `python` from the activated venv
     result = readme("dvc exp run -S 'lstm.tune.grid.learning_rate=[0.02]'", project)
@@ -216,14 +212,6 @@ def test_predict_with_champion_and_model_dir_agree(project):
     assert [r["probability"] for r in by_champion] == pytest.approx([r["probability"] for r in by_dir], abs=1e-6)
     for rows in (by_champion, by_dir):  # one meaning for label: 0/1, its words in sentiment
         assert [(r["label"], r["sentiment"]) for r in rows] == [(1, "positive"), (0, "negative")]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_mlflow_serves_the_champion_on_raw_text(project):
@@ -282,11 +270,11 @@ def ran_stages(output: str) -> set[str]:
 
 
 def test_edits_rerun_exactly_the_stages_whose_code_changed(project):
-    with open(project / "imdbclf/reporting.py", "a") as f:
+    with open(project / "imdbclf/reporting/markdown.py", "a") as f:
         f.write("# an edit to the report\n")
     assert ran_stages(run(["dvc", "repro"], project).stdout) == {"report"}
 
-    with open(project / "imdbclf/families/lstm.py", "a") as f:
+    with open(project / "imdbclf/families/keras/lstm.py", "a") as f:
         f.write("# an edit to the LSTM family\n")
     ran = ran_stages(run(["dvc", "repro"], project).stdout)
     assert {"tune@lstm", "retrain@lstm", "evaluate@lstm", "report"} <= ran
@@ -367,17 +355,16 @@ def test_stages_killed_at_any_point_recover_on_the_next_repro(project, tmp_path_
     archive = write_archive(tmp / "aclImdb_v1.tar.gz", per_class=30, extra={"aclImdb/train/unsup/1_0.txt": b"x"})
     params = tiny_params(str(archive))
     root = make_project(tmp / "repo", params)
+    # (a save or an output file killed midway is unit-tested: tests/test_families.py, tests/test_faults.py)
     for point, killed in (("fetch.staged", "fetch"), ("tune@lstm.trial1", "tune@lstm"),
-                          ("retrain@lstm.epoch2", "retrain@lstm"), ("save:lstm/seed_0", "retrain@lstm"),
-                          ("write:predictions.parquet", "evaluate@"), ("write:report.md", "report")):
+                          ("retrain@lstm.epoch2", "retrain@lstm"), ("write:report.md", "report")):
         result = run(["dvc", "repro"], root, check=False, env={"IMDBCLF_KILL_AT": point})
         assert result.returncode != 0, point
         assert f"failed to reproduce '{killed}" in result.stderr, (point, result.stderr[-2000:])
         if point == "fetch.staged":
             assert list((root / "data").glob(".raw-*"))  # it was killed mid-work, staging in place
-        if point == "save:lstm/seed_0":  # the retrain killed in epoch 2 resumed after epoch 1, then died saving
+        if point == "write:report.md":  # the retrain killed in epoch 2 resumed after epoch 1
             assert "retrain@lstm: seed 0 resumed after epoch 1 of 2" in result.stdout
-            assert list((root / "models" / "lstm").glob(".seed_0.tmp-*"))
     run(["dvc", "repro"], root)
 
     assert not list((root / "data").glob(".raw-*"))

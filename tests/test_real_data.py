@@ -3,7 +3,9 @@
 import pytest
 
 from imdbclf import data
-from tests.conftest import REPO
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow  # the real archive
 
 ARCHIVE = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
 

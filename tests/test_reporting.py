@@ -1,13 +1,13 @@
 import numpy as np
 import pandas as pd
 
-from imdbclf import reporting
+from imdbclf.reporting import figures, markdown
 
 
 def test_most_confidently_wrong_orders_by_confidence():
     frame = pd.DataFrame({"text": list("abcd"), "label": [1, 0, 1, 0]})
     proba = np.array([0.1, 0.95, 0.8, 0.4])  # a and b are wrong; b more confidently
-    worst = reporting.most_confidently_wrong(frame, proba, n=10)
+    worst = markdown.most_confidently_wrong(frame, proba, n=10)
     assert list(worst["text"]) == ["b", "a"]
 
 
@@ -40,17 +40,17 @@ def by_title(fig) -> dict:
 
 
 def test_tuning_values_are_in_order_not_in_the_order_trials_ran():
-    axes = by_title(reporting.plot_tuning({"lstm": LSTM, "tfidf_logreg": TFIDF}))
+    axes = by_title(figures.plot_tuning({"lstm": LSTM, "tfidf_logreg": TFIDF}))
     assert ticks(axes["lstm: learning_rate"]) == ["0.001", "0.002"]
     assert ticks(axes["lstm: batch_size"]) == ["64", "128"]
     assert ticks(axes["lstm: optimizer"]) == ["adam", "rmsprop", "sgd"]
     assert ticks(axes["tfidf_logreg: C"]) == ["1", "4", "16"]
-    assert [tick for _, tick in reporting.tuning_axis(
+    assert [tick for _, tick in figures.tuning_axis(
         [{"config": {"lr": v}} for v in (1e-4, 5e-5, 3e-5, 2.5e-5)], "lr")] == ["2.5e-5", "3e-5", "5e-5", "1e-4"]
 
 
 def test_tuning_is_a_grid_one_row_per_model_one_column_per_hyperparameter():
-    fig = reporting.plot_tuning({"lstm": LSTM, "tfidf_logreg": TFIDF})
+    fig = figures.plot_tuning({"lstm": LSTM, "tfidf_logreg": TFIDF})
     assert fig.axes[0].get_gridspec().get_geometry() == (2, 3)
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == [
         "lstm: optimizer", "lstm: batch_size", "lstm: learning_rate", "tfidf_logreg: C", "tfidf_logreg: ngram_max"]
@@ -58,7 +58,7 @@ def test_tuning_is_a_grid_one_row_per_model_one_column_per_hyperparameter():
 
 
 def test_tuning_stars_the_chosen_config_and_keeps_pruned_trials():
-    fig = reporting.plot_tuning({"lstm": LSTM, "tfidf_logreg": TFIDF})
+    fig = figures.plot_tuning({"lstm": LSTM, "tfidf_logreg": TFIDF})
     axes = by_title(fig)
     # chosen: adam, batch 64, learning rate 0.001 (0.88); C=4 with bigrams (0.90)
     expected = {"lstm: optimizer": ("adam", 0.88), "lstm: batch_size": ("64", 0.88),
@@ -84,20 +84,20 @@ def history(epochs: int) -> pd.DataFrame:
 
 
 def test_a_single_epoch_family_gets_a_note_not_a_stretched_axis():
-    fig = reporting.plot_histories({"lstm": history(3), "tfidf_logreg": history(1)}, {"lstm": 2, "tfidf_logreg": 1})
+    fig = figures.plot_histories({"lstm": history(3), "tfidf_logreg": history(1)}, {"lstm": 2, "tfidf_logreg": 1})
     assert [ax.get_title() for ax in fig.axes] == ["lstm: accuracy", "lstm: loss"]
     notes = " ".join(text.get_text() for text in fig.texts)
     assert "tfidf_logreg: one epoch" in notes and "validation accuracy 0.7000" in notes
     # the saved model's epoch is marked in every panel
     assert all(any(list(line.get_xdata()) == [2, 2] for line in ax.get_lines()) for ax in fig.axes)
 
-    only = reporting.plot_histories({"tfidf_logreg": history(1)})
+    only = figures.plot_histories({"tfidf_logreg": history(1)})
     assert not only.axes and "tfidf_logreg: one epoch" in only.texts[-1].get_text()
 
 
 def test_roc_legend_gives_each_models_auc():
     frame = pd.DataFrame({"fpr": [0.0, 0.1, 1.0], "tpr": [0.0, 0.8, 1.0]})
-    fig = reporting.plot_roc({"lstm": frame, "tfidf_logreg": frame}, {"lstm": 0.9535, "tfidf_logreg": float("nan")})
+    fig = figures.plot_roc({"lstm": frame, "tfidf_logreg": frame}, {"lstm": 0.9535, "tfidf_logreg": float("nan")})
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["lstm (AUC 0.9535)", "tfidf_logreg", "chance"]
 
@@ -108,6 +108,6 @@ def test_the_report_gives_each_example_its_probability_and_sentiment():
            "roc_auc": 0.95, "trainable_params": 1000, "train_seconds": 10.0, "reviews_per_second": 100.0}
     examples = [{"text": "The movie was great!", "lstm": {"probability": 0.973, "label": 1, "sentiment": "positive"}}]
     worst = {"lstm": pd.DataFrame({"text": ["fine"], "label": [0], "probability": [0.9]})}
-    text = reporting.markdown([row], [], 0.95, examples, worst, {"model": "lstm"}, {})
+    text = markdown.markdown([row], [], 0.95, examples, worst, {"model": "lstm"}, {})
     assert "| The movie was great! | 0.973 positive |" in text
     assert "| negative | 0.900 | fine |" in text

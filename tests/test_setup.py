@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
-pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+pytestmark = [pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make"),
+              pytest.mark.slow]  # make setup in scratch folders
 
 # `python -m venv DIR` makes a venv whose python answers `-m pip ...` with $FAKE_PIP_OUTPUT and exit
 # $FAKE_PIP_EXIT; `python -c ...` (the version check) prints $FAKE_VERSION.

@@ -9,12 +9,14 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
-from bench.common import REPO, make_project
-from bench.common import run as bench_run
-from tests.conftest import tiny_params
+from tests.helpers import REPO, make_project, tiny_params
+from tests.helpers import run as bench_run
 from tests.tiny_imdb import write_archive
+
+pytestmark = pytest.mark.slow  # PostgreSQL and an mlflow server
 
 TEXTS = ["great wonderful brilliant film", "awful boring dull plot"]
 

@@ -7,10 +7,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from imdbclf import __main__ as imdbclf_main
 from imdbclf import tracking
 from imdbclf.data import Split
-from tests.conftest import tiny_params
+from imdbclf.ops import cli as imdbclf_main
+from tests.helpers import tiny_params
 
 
 @pytest.fixture

@@ -11,11 +11,14 @@ import textwrap
 import threading
 from collections import Counter
 
+import pytest
 from optuna.trial import TrialState
 
 from imdbclf import tuning
 from imdbclf.params import TuningParams
-from tests.conftest import REPO
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow  # worker processes training trials
 
 SETTINGS = TuningParams(poll_s=0.05, max_retry=2)
 GRID = {"x": [1, 2, 3, 4, 5, 6]}

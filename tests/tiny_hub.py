@@ -9,7 +9,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-from imdbclf.hub_export import build_bert_encoder, save_encoder, save_preprocessor  # noqa: E402
+from imdbclf.ops.bert_converter import build_bert_encoder, save_encoder, save_preprocessor  # noqa: E402
 from tests.tiny_imdb import NEGATIVE, NEUTRAL, POSITIVE  # noqa: E402
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

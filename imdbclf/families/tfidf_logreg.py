@@ -12,7 +12,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.pipeline import Pipeline
 
-from imdbclf.families import Family, FitOptions, Split
+from imdbclf.data import Split
+from imdbclf.families.base import Family, FitOptions
 from imdbclf.families.settings.tfidf_logreg import TfidfConfig, TfidfHyperparameters
 
 PIPELINE_FILE = "pipeline.joblib"

@@ -1,0 +1,120 @@
+"""The interface every model family provides to the stages: fit → per-epoch history, predict_proba →
+P(positive), and an atomic save into a directory that also records which family it is."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from imdbclf import crashpoints
+from imdbclf.data import Split
+from imdbclf.families.settings import Strict
+
+FAMILY_FILE = "family.json"
+TEMP_MARK = ".tmp-"  # `.<name>.tmp-*`: a save in progress (or killed) beside the model directory <name>
+EpochLogger = Callable[[int, dict], None]
+
+
+def best_epoch(history: dict[str, list[float]]) -> int:
+    """The one rule for "the best epoch" (0-based), used by early stopping, the restored weights, the
+    reported metrics and the champion alike: highest validation accuracy, ties to the lower validation
+    loss, then to the earlier epoch."""
+    accuracy, loss = history["val_accuracy"], history["val_loss"]
+    return max(range(len(accuracy)), key=lambda i: (accuracy[i], -loss[i], -i))
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    epochs: int
+    seed: int = 0
+    patience: int | None = None  # early stopping: stop after `patience` epochs without a new best epoch
+    # A checkpoint per epoch; the best epoch's is restored after fit. A fit with the same inputs as the
+    # interrupted one that wrote it resumes after its last complete epoch.
+    checkpoint_dir: Path | None = None
+    on_epoch_end: EpochLogger | None = None
+    verbose: int = 1  # 0: silent; otherwise a progress bar per epoch (a line per ~10% off a terminal)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """How long a fit takes here, in the terms a stage's estimate multiplies out."""
+
+    steps_per_epoch: int
+    seconds_per_step: float
+
+
+class Family(ABC):
+    """What every model family provides to the stages."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[Strict]]
+    Hyperparameters: ClassVar[type[Strict]]
+
+    def __init__(self, config: Strict):
+        self.config = config
+        # Where its settings are in params.yaml, for errors that name the key (`registry.create` sets it).
+        self.where = "model"
+        # Epochs that the last fit took from an interrupted run's checkpoints instead of training them.
+        self.resumed_from_epoch = 0
+
+    @abstractmethod
+    def fit(self, train: Split, val: Split, hp: Strict, options: FitOptions) -> dict[str, list[float]]:
+        """Train a fresh model; return per-epoch history (loss, accuracy, val_loss, val_accuracy).
+        With a checkpoint_dir, the model left behind is the one of `best_epoch(history)`."""
+
+    @abstractmethod
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """P(positive) for each review."""
+
+    @abstractmethod
+    def trainable_params(self) -> int: ...
+
+    def runtime(self) -> dict[str, str]:
+        """What training resolves at run time and a result depends on (device, numeric precision)."""
+        return {"device": "cpu", "precision": "float64"}
+
+    def time_steps(self, train: Split, hp: Strict, steps: int) -> StepTiming | None:
+        """Time a few training steps of a fresh model on `train`, leaving this family as it was, so that
+        a stage can tell how long it would take before it starts (`imdbclf.ops.cpu_guard`); None: the family
+        does not train in steps (a solver that runs once), and there is nothing to time."""
+        return None
+
+    @abstractmethod
+    def _save(self, path: Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def _load(cls, path: Path, config: Strict) -> Family: ...
+
+    def save(self, path: Path) -> None:
+        """Write into a temp directory beside `path`, family.json last, then rename it into place: a
+        killed save leaves the old model (or none), never half of one. The next save of `path` removes
+        the temp directories that a killed save left."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prefix = f".{path.name}{TEMP_MARK}"
+        for stale in path.parent.glob(f"{prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = path.parent / f"{prefix}{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        old = tmp.with_name(f"{tmp.name}-old")
+        try:
+            self._save(tmp)
+            meta = {"family": self.name, "config": self.config.model_dump()}
+            (tmp / FAMILY_FILE).write_text(json.dumps(meta, indent=2))
+            crashpoints.reached(f"save:{path.parent.name}/{path.name}")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if path.exists():  # a directory cannot be renamed onto a full one: move the old one aside first
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)

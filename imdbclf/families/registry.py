@@ -1,0 +1,108 @@
+"""Family name → its class and settings, imported lazily so that the TF-free stages and families never
+load TensorFlow; creating, validating and loading a family by name."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from imdbclf import environment
+from imdbclf.errors import UserError, format_validation_error
+from imdbclf.families.base import FAMILY_FILE, Family
+from imdbclf.families.settings import Strict
+
+# family name -> "module:Class"; imported lazily so the TF-free baseline does not load TensorFlow.
+# Each family's settings are in imdbclf.families.settings.<family name>.
+REGISTRY = {
+    "lstm": "imdbclf.families.keras.lstm:BiLSTM",
+    "tfidf_logreg": "imdbclf.families.tfidf_logreg:TfidfLogReg",
+    "hub_encoder": "imdbclf.families.keras.hub_encoder:HubEncoder",
+}
+# family name -> what scoring its saved model imports beyond the package's base (serving.SCORING_PACKAGES),
+# by the names in requirements.txt: the logged MLflow model's pip requirements. setuptools: tensorflow_hub
+# imports pkg_resources, which setuptools 81+ no longer ships.
+SCORING_PACKAGES = {
+    "lstm": ("tensorflow", "tf-keras"),
+    "tfidf_logreg": ("joblib",),
+    "hub_encoder": ("tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text", "setuptools"),
+}
+
+
+def family_module(name: str) -> str:
+    """The module of a family (without importing it: the TF-free stages only need its name)."""
+    if name not in REGISTRY:
+        raise UserError(f"unknown model family '{name}' (known: {', '.join(sorted(REGISTRY))})")
+    return REGISTRY[name].split(":")[0]
+
+
+def family_class(name: str) -> type[Family]:
+    module = family_module(name)
+    environment.use_legacy_keras()  # before a Keras family's module loads TensorFlow
+    imported = importlib.import_module(module)
+    return getattr(imported, REGISTRY[name].split(":")[1])
+
+
+def settings(name: str):
+    """The module with the family's `Config` and `Hyperparameters` (pydantic only, no TensorFlow)."""
+    family_module(name)  # an unknown family is a UserError
+    return importlib.import_module(f"imdbclf.families.settings.{name}")
+
+
+def _validate(model: type[Strict], values: dict[str, Any], where: str) -> Strict:
+    try:
+        return model.model_validate(values)
+    except ValidationError as err:
+        raise UserError(format_validation_error(err, where)) from None
+
+
+def create(model_name: str, section) -> Family:
+    """A fresh, untrained family for the params section of `model_name`."""
+    config = _validate(settings(section.family).Config, section.model, f"{model_name}.model")
+    family = family_class(section.family)(config)
+    family.where = f"{model_name}.model"
+    return family
+
+
+def hyperparameters(model_name: str, section, values: dict[str, Any]) -> Strict:
+    return _validate(settings(section.family).Hyperparameters, values, f"{model_name}.tune.grid")
+
+
+def validate_section(model_name: str, section) -> None:
+    """Fail at load time, naming the key, on a bad family, model setting or grid value; imports no
+    TensorFlow (the settings are pure pydantic)."""
+    if section.family not in REGISTRY:
+        raise UserError(f"params.yaml: {model_name}.family: unknown model family '{section.family}' "
+                        f"(known: {', '.join(sorted(REGISTRY))})")
+    _validate(settings(section.family).Config, section.model, f"{model_name}.model")
+    first = {key: values[0] for key, values in section.tune.grid.items()}
+    for key, values in section.tune.grid.items():
+        for value in values:
+            hyperparameters(model_name, section, {**first, key: value})
+
+
+def saved_family(path: Path) -> str:
+    """The family name of a saved model directory, read without loading the model (or TensorFlow)."""
+    path = Path(path)
+    if not (path / FAMILY_FILE).exists():
+        raise UserError(f"{path}: not a saved model directory (no {FAMILY_FILE})")
+    return json.loads((path / FAMILY_FILE).read_text())["family"]
+
+
+def load(path: Path) -> Family:
+    """A saved family; a directory that is not one, or only part of one, is a UserError naming it."""
+    path = Path(path)
+    if not (path / FAMILY_FILE).exists():
+        raise UserError(f"{path}: not a saved model directory (no {FAMILY_FILE})")
+    try:
+        meta = json.loads((path / FAMILY_FILE).read_text())
+        cls = family_class(meta["family"])
+        return cls._load(path, cls.Config.model_validate(meta["config"]))
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - TF, joblib and h5py fail on a damaged file in many types
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: incomplete or damaged saved model ({reason}); save it again") from None

@@ -1,0 +1,192 @@
+"""Command line of the package.
+
+  python -m imdbclf predict "a review" ...   score reviews with the champion model (the registered
+      champion in the MLflow store by default; --model takes a model directory such as
+      models/lstm/seed_0 or any MLflow model URI such as models:/imdb-lstm@champion)
+  python -m imdbclf promote MODEL [--version N | --experiment NAME]   make a registered version of
+      MODEL (the newest by default) the champion, e.g. one a queued experiment registered
+  python -m imdbclf tune-worker MODEL   train the waiting tuning trials of MODEL, as a worker beside
+      the tune stage (here or on another machine with the same data, code, tuning storage and MLflow
+      server: export IMDBCLF_TUNING_STORAGE and MLFLOW_TRACKING_URI as `make services` prints them)
+  python -m imdbclf convert-bert HF_DIR OUT_DIR   turn a local Hugging Face BERT-family checkpoint
+      into TF Hub-format OUT_DIR/preprocessor and OUT_DIR/encoder, usable as handles in params.yaml
+  python -m imdbclf ui [--host H] [--port P]   print the link to the experiment's runs, then start
+      `mlflow ui` on the pipeline's store (`make mlflow-ui`); against a tracking server, only the link
+  python -m imdbclf services up|down|env   the team's PostgreSQL + mlflow server (`make services`;
+      flags: python -m imdbclf services --help)
+  python -m imdbclf cache [--clear [NAME ...]]   the disk used by the caches (tokenized splits, TF Hub
+      downloads, retrain checkpoints; DVC's cache is shown too), and freeing them (`make clean-cache`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from imdbclf.errors import UserError, exit_on_user_error
+from imdbclf.ops import console, failpoints
+
+
+def predictor(model: str | None):
+    """A function texts → probabilities, from a model directory or the MLflow registry."""
+    from imdbclf import families, params, registry, tracking
+
+    if model and Path(model).is_dir():
+        family = families.load(Path(model))
+        return family.predict_proba
+    import mlflow
+    import pandas as pd
+
+    p = params.load()
+    tracking.setup(p)
+    uri = model or registry.champion_uri(p.tracking.registered_model_prefix)
+    try:
+        pyfunc = mlflow.pyfunc.load_model(uri)
+    except mlflow.exceptions.MlflowException as err:
+        raise UserError(f"cannot load model {uri}: {str(err).splitlines()[0]}") from None
+    return lambda texts: pyfunc.predict(pd.DataFrame({"text": list(texts)}))["probability"].to_numpy()
+
+
+def tune_worker(model: str, threads: int | None, idle_exit: float | None) -> None:
+    """Join the model's studies in the tuning storage and train their waiting trials."""
+    if threads:  # before TensorFlow loads: two workers on two cores must not each take both
+        os.environ.update(OMP_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads),
+                          TF_NUM_INTEROP_THREADS="1")
+    from imdbclf import params, tracking, tuning
+    from imdbclf.tuning import workers
+
+    p = params.load()
+    url = tuning.storage_url(p.tuning)
+    tracking.setup(p)
+    runner = workers.TrialRunner(p, model, tuning.open_storage(url, p.tuning))
+    print(f"tune-worker {model}: {runner.worker} on {tuning.shown(url)}, key {runner.key}")
+    with tuning.storage_errors(url):
+        workers.serve(runner, idle_exit if idle_exit is not None else p.tuning.worker_idle_exit_s)
+    print(f"tune-worker {model}: no trials for a while, stopping")
+
+
+def ui(host: str, port: int) -> None:
+    """Print the link that opens the experiment on its runs (the experiment is created if new, so
+    that it has an id), then become `mlflow ui` on the pipeline's store. A tracking server is its
+    own UI: then only its link is printed."""
+    from imdbclf import params, tracking
+
+    p = params.load()
+    experiment_id = tracking.setup(p)
+    uri = tracking.tracking_uri(p)
+    if uri.startswith(("http://", "https://")):
+        print(f"runs of {p.tracking.experiment}: {tracking.runs_link(uri, experiment_id)}")
+        return
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    print(f"runs of {p.tracking.experiment}: {tracking.runs_link(f'http://{shown}:{port}', experiment_id)}",
+          flush=True)
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,  # this venv's
+                              "--default-artifact-root", str(tracking.artifact_root(uri)), "--host", host,
+                              "--port", str(port)])
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    console.quiet()
+    failpoints.arm()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["services"]:  # a command line of its own, shared with `make services`
+        from imdbclf.ops import services
+
+        return services.main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m imdbclf", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="score reviews")
+    predict.add_argument("texts", nargs="*", help="reviews to score")
+    predict.add_argument("--file", type=Path, help="a text file with one review per line")
+    predict.add_argument("--model", help="a model directory or MLflow model URI (default: the champion)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    promote = commands.add_parser("promote", help="make a registered model version the champion")
+    promote.add_argument("model", help="a model name from params.yaml, e.g. lstm")
+    which = promote.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="the registered version of <prefix><model> (default: newest)")
+    which.add_argument("--experiment", help="the newest version registered by this DVC experiment")
+    worker = commands.add_parser("tune-worker", help="train waiting tuning trials of a model")
+    worker.add_argument("model", help="a model name from params.yaml, e.g. lstm")
+    worker.add_argument("--threads", type=int, help="CPU threads for training (default: all cores)")
+    worker.add_argument("--idle-exit", type=float, help="stop after this many seconds without trials "
+                        "(default: tuning.worker_idle_exit_s)")
+    convert = commands.add_parser("convert-bert", help="convert a Hugging Face BERT checkpoint to TF Hub format")
+    convert.add_argument("hf_dir", type=Path, help="directory with config.json, model.safetensors, vocab.txt")
+    convert.add_argument("out_dir", type=Path, help="where to write preprocessor/ and encoder/")
+    commands.add_parser("services", help="start, stop or show the team's PostgreSQL + mlflow server")
+    show = commands.add_parser("ui", help="print the link to the experiment's runs, then start `mlflow ui`")
+    show.add_argument("--host", default="127.0.0.1", help="address for `mlflow ui` to listen on (default: %(default)s)")
+    show.add_argument("--port", type=int, default=5000, help="its port (default: %(default)s)")
+    cache = commands.add_parser("cache", help="show the caches' sizes; --clear frees them")
+    cache.add_argument("--clear", nargs="*", metavar="NAME",
+                       help="delete these caches (all that may be freed when none is named); not while a stage runs")
+    args = parser.parse_args(argv)
+    if args.command == "cache":
+        from imdbclf.ops import caches
+        from imdbclf.workspace import project_root
+
+        root = project_root()
+        print(caches.show(root) if args.clear is None else caches.clear(root, args.clear))
+        return
+    if args.command == "convert-bert":
+        from imdbclf import environment
+
+        environment.use_legacy_keras()
+        from imdbclf.ops.bert_converter import convert_bert
+
+        preprocessor, encoder = convert_bert(args.hf_dir, args.out_dir)
+        print(f"preprocessor: {preprocessor}\nencoder:      {encoder}")
+        return
+
+    if args.command == "ui":
+        ui(args.host, args.port)
+        return
+
+    if args.command == "tune-worker":
+        tune_worker(args.model, args.threads, args.idle_exit)
+        return
+
+    if args.command == "promote":
+        from imdbclf import params, registry, tracking
+
+        p = params.load()
+        tracking.setup(p)
+        prefix = p.tracking.registered_model_prefix
+        champion = registry.promote(prefix, args.model, args.version, args.experiment)
+        print(f"{registry.champion_uri(prefix)} → {champion.tags['source_model']} "
+              f"version {champion.tags['source_version']}")
+        return
+
+    texts = list(args.texts)
+    if args.file:
+        if not args.file.exists():
+            raise UserError(f"{args.file}: no such file")
+        from imdbclf.data import decode_utf8
+
+        texts += [line.strip() for line in decode_utf8(args.file.read_bytes(), str(args.file)).splitlines()
+                  if line.strip()]
+    if not texts:
+        raise UserError("no reviews given: pass them as arguments or with --file")
+    from imdbclf.serving import InvalidInput, as_texts, predictions
+
+    try:
+        texts = as_texts(texts)  # the served model's checks: an empty review is a mistake, not a review
+    except InvalidInput as err:
+        raise UserError(err.reason) from None
+    rows = predictions(texts, predictor(args.model)(texts))
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    else:
+        for row in rows:
+            print(f"{row['probability']:.4f}\t{row['label']}\t{row['sentiment']}\t{row['text'][:80]}")
+
+
+if __name__ == "__main__":
+    main()

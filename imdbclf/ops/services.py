@@ -1,0 +1,377 @@
+"""Team services: a PostgreSQL cluster and an `mlflow server` on it, started and stopped with one command.
+
+One machine runs them (`make services`, i.e. `python -m imdbclf services up`); every machine of the team
+points the pipeline at them with the two variables that `up` prints:
+
+    MLFLOW_TRACKING_URI=http://<host>:<mlflow port>            runs, registry, artifacts (served)
+    IMDBCLF_TUNING_STORAGE=postgresql://...@<host>:<port>/optuna   the Optuna studies
+
+Both live in one folder (`.services/` by default): the cluster's data, the served artifact store, the
+logs, a generated password and `services.json` (what is running where). `down` stops both and keeps
+the folder, so the next `up` finds every run, model and study again; delete the folder to start over.
+The tests start their own services in a temp folder with this same code.
+
+initdb and pg_ctl refuse to run as root, so a root user's cluster belongs to an unprivileged system user
+(`imdbclf`, created when missing), which needs to be able to reach the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import ipaddress
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import requests
+
+from imdbclf import processes
+from imdbclf.errors import UserError, exit_on_user_error
+
+ROLE = "imdbclf"                    # the database superuser the URLs log in as
+DATABASES = ("mlflow", "optuna")    # MLflow's runs and registry; the Optuna studies
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the services keep their state and where they listen (the CLI flags and Makefile variables)."""
+
+    root: Path = Path(".services")
+    host: str = "127.0.0.1"         # the address they bind to and that the printed URLs name
+    pg_port: int = 5433             # not 5432: a Debian `postgresql` install runs its own cluster there
+    mlflow_port: int = 5000
+    workers: int = 2                # mlflow server worker processes
+    os_user: str = "imdbclf"        # owns the cluster when started as root
+    timeout_s: float = 180          # the first start migrates MLflow's schema into PostgreSQL: ~a minute
+
+    @property
+    def data(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "services.json"
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "password"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """How clients reach running services."""
+
+    host: str
+    pg_port: int
+    mlflow_port: int
+    password: str
+
+    @property
+    def _url_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://{self._url_host}:{self.mlflow_port}"
+
+    def database_uri(self, database: str) -> str:
+        return f"postgresql://{ROLE}:{self.password}@{self._url_host}:{self.pg_port}/{database}"
+
+    def env(self) -> dict[str, str]:
+        """The variables that point the pipeline (and a tuning worker) at these services."""
+        return {"MLFLOW_TRACKING_URI": self.tracking_uri, "IMDBCLF_TUNING_STORAGE": self.database_uri("optuna")}
+
+    def export_lines(self) -> str:
+        return "\n".join(f"export {key}={value}" for key, value in self.env().items())
+
+
+def postgres_bindir() -> Path | None:
+    """The folder of initdb, pg_ctl and postgres: Debian keeps them off PATH, one folder per version."""
+    candidates = []
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True)
+        candidates.append(Path(out.stdout.strip()))
+    versions = glob.glob("/usr/lib/postgresql/*/bin")
+    candidates += [Path(p) for p in sorted(versions, key=lambda p: int(Path(p).parent.name), reverse=True)
+                   if Path(p).parent.name.isdigit()]
+    if shutil.which("initdb"):
+        candidates.append(Path(shutil.which("initdb")).resolve().parent)
+    return next((d for d in candidates if (d / "initdb").exists() and (d / "pg_ctl").exists()), None)
+
+
+def _require_bindir() -> Path:
+    bindir = postgres_bindir()
+    if bindir is None:
+        raise UserError("PostgreSQL is not installed (no initdb/pg_ctl found): apt-get install postgresql")
+    return bindir
+
+
+def _cluster_user(config: Config) -> pwd.struct_passwd | None:
+    """The unprivileged user that runs the cluster when we are root (created once), else None: ourselves."""
+    if os.geteuid() != 0:
+        return None
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(config.os_user)
+    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                    "--shell", "/usr/sbin/nologin", config.os_user], capture_output=True)
+    try:
+        return pwd.getpwnam(config.os_user)  # also when a parallel `up` created it first
+    except KeyError:
+        raise UserError(f"cannot create the system user '{config.os_user}' that runs PostgreSQL "
+                        "(initdb and pg_ctl refuse root)") from None
+
+
+def _as(user: pwd.struct_passwd | None, cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a command as `user` (None: as ourselves)."""
+    ids = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, **ids)
+
+
+def _pg(config: Config, user: pwd.struct_passwd | None, *args: str | Path, check: bool = True):
+    """A PostgreSQL tool, as the cluster's user."""
+    result = _as(user, [str(_require_bindir() / str(args[0])), *map(str, args[1:])], config.root)
+    if check and result.returncode != 0:
+        raise UserError(f"{args[0]} failed (exit {result.returncode}): "
+                        f"{(result.stderr or result.stdout).strip()[-2000:]}")
+    return result
+
+
+def _give_to(path: Path, user: pwd.struct_passwd | None) -> None:
+    if user:
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _check_port_free(host: str, port: int, what: str, setting: str) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            raise UserError(f"{what}: {host}:{port} is not available ({err.strerror}); "
+                            f"pick another port ({setting})") from None
+
+
+def _password(config: Config) -> str:
+    if not config.password_file.exists():
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(config.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(24))
+    return config.password_file.read_text().strip()
+
+
+def _start_postgres(config: Config, password: str) -> None:
+    """Create the cluster once (password login from any address it listens on), then start it."""
+    user = _cluster_user(config)
+    if user:  # the cluster's user must reach the folder; its parents are the caller's to open
+        os.chmod(config.root, 0o711)
+        if _as(user, ["test", "-x", str(config.root.resolve())], config.root).returncode != 0:
+            raise UserError(f"{config.root.resolve()}: user '{user.pw_name}', who runs PostgreSQL because initdb "
+                            "refuses root, cannot enter it: make its parent folders world-executable "
+                            "(chmod o+x) or put the services elsewhere (SERVICES_DIR=..., or --dir)")
+    if not (config.data / "PG_VERSION").exists():
+        shutil.rmtree(config.data, ignore_errors=True)  # a half-made cluster from an interrupted initdb
+        config.data.mkdir(mode=0o700)
+        _give_to(config.data, user)
+        with tempfile.NamedTemporaryFile("w", dir=config.root, prefix=".pw-") as pwfile:
+            pwfile.write(password)
+            pwfile.flush()
+            _give_to(Path(pwfile.name), user)
+            _pg(config, user, "initdb", "-D", config.data.resolve(), "-U", ROLE, "--pwfile", pwfile.name,
+                "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C")
+        with open(config.data / "pg_hba.conf", "a") as hba:
+            hba.write("host all all all scram-sha-256\n")  # listen_addresses limits who can try
+    if _pg(config, user, "pg_ctl", "status", "-D", config.data.resolve(), check=False).returncode == 0:
+        # postmaster.pid: pid, data dir, start time, port, socket dir, listen address, ...
+        lines = (config.data / "postmaster.pid").read_text().splitlines()
+        if (lines[5].strip(), int(lines[3])) != (config.host, config.pg_port):
+            raise UserError(f"PostgreSQL in {config.data} already runs on {lines[5].strip()}:{lines[3].strip()}: "
+                            "stop the services first (make services-down)")
+        return
+    _check_port_free(config.host, config.pg_port, "PostgreSQL", "make services PG_PORT=..., or --pg-port")
+    log = config.root / "postgres.log"
+    log.touch()
+    _give_to(log, user)
+    # TCP only, on the one address: no Unix socket, whose path may be too long or not writable
+    options = f"-h {config.host} -p {config.pg_port} -k ''"
+    _pg(config, user, "pg_ctl", "start", "-w", "-t", str(int(config.timeout_s)), "-D", config.data.resolve(),
+        "-l", log.resolve(), "-o", options)
+
+
+def create_databases(endpoints: Endpoints, names: tuple[str, ...] = DATABASES) -> None:
+    """The databases (MLflow's, Optuna's, or a benchmark's own) that do not exist yet."""
+    import psycopg  # the driver SQLAlchemy 2.1 (MLflow, Optuna) picks for postgresql:// URLs
+
+    try:  # autocommit: CREATE DATABASE cannot run in a transaction
+        with psycopg.connect(endpoints.database_uri("postgres"), connect_timeout=10, autocommit=True) as db:
+            for name in names:
+                if db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                    db.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as err:
+        raise UserError(f"PostgreSQL on {endpoints.host}:{endpoints.pg_port}: {str(err).strip().splitlines()[-1]}"
+                        " (was the password file replaced? Delete the services folder to start afresh)") from None
+
+
+def _read_state(config: Config) -> dict:
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+        return json.loads(config.state_file.read_text())
+    return {}
+
+
+def _mlflow_process(state: dict) -> psutil.Process | None:
+    """The mlflow server that `up` started, if it still runs (not another process that reused its pid)."""
+    if "mlflow_pid" not in state:
+        return None
+    return processes.running(state["mlflow_pid"], state["mlflow_started"])
+
+
+def _start_mlflow(config: Config, endpoints: Endpoints) -> psutil.Process:
+    config.artifacts.mkdir(exist_ok=True)
+    log = config.root / "mlflow.log"
+    cmd = [sys.executable, "-m", "mlflow", "server", "--artifacts-destination", str(config.artifacts.resolve()),
+           "--serve-artifacts", "--host", config.host, "--port", str(config.mlflow_port),
+           "--workers", str(config.workers)]
+    # --backend-store-uri through its environment variable: a password on a command line is public (ps)
+    # MLflow's job runner (GenAI evaluation, prompt optimisation; ~2 GB in 8 processes) unless asked for
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ,
+           "MLFLOW_BACKEND_STORE_URI": endpoints.database_uri("mlflow")}
+    with open(log, "ab") as out:  # its own session: `down` stops the server and its workers as one group
+        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                   start_new_session=True)
+    deadline = time.monotonic() + config.timeout_s
+    while True:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{endpoints.tracking_uri}/health", timeout=2).ok:
+                return psutil.Process(process.pid)
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop_group(process.pid)
+            why = "exited" if process.returncode is not None else f"did not answer within {config.timeout_s:.0f} s"
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise UserError(f"mlflow server {why}; the end of {log}:\n{tail}")
+        time.sleep(1)
+
+
+def _stop_group(pid: int, timeout_s: float = 30) -> None:
+    """SIGTERM to the server's process group (server, uvicorn, its workers), SIGKILL to what outlives it."""
+    try:
+        members = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        os.killpg(pid, signal.SIGTERM)
+    except (psutil.NoSuchProcess, ProcessLookupError):
+        return
+
+    def gone(process: psutil.Process) -> bool:  # a zombie has exited: only its parent's wait is missing
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(process.pid, os.WNOHANG)  # our own child (the tests' fixture): reap it
+        try:
+            return process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + timeout_s
+    while not all(gone(m) for m in members):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            return
+        time.sleep(0.2)
+
+
+def _check_host(host: str) -> None:
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).is_unspecified:
+            raise UserError(f"--host {host}: give the address other machines reach this one at "
+                            "(the printed URLs use it), not a wildcard")
+
+
+def up(config: Config) -> Endpoints:
+    """Start whatever of the two is not running yet; return how to reach them."""
+    _check_host(config.host)
+    config.root.mkdir(parents=True, exist_ok=True)
+    endpoints = Endpoints(config.host, config.pg_port, config.mlflow_port, _password(config))
+    state = _read_state(config)
+    running = _mlflow_process(state)
+    if running and (state.get("host"), state.get("pg_port"), state.get("mlflow_port")) != (
+            config.host, config.pg_port, config.mlflow_port):
+        raise UserError(f"services in {config.root} already run on {state['host']} (PostgreSQL "
+                        f"{state['pg_port']}, MLflow {state['mlflow_port']}): stop them first (make services-down)")
+    _start_postgres(config, endpoints.password)
+    create_databases(endpoints)
+    if running is None:
+        _check_port_free(config.host, config.mlflow_port, "mlflow server", "MLFLOW_PORT=..., or --mlflow-port")
+        running = _start_mlflow(config, endpoints)
+    state = {"host": config.host, "pg_port": config.pg_port, "mlflow_port": config.mlflow_port,
+             "mlflow_pid": running.pid, "mlflow_started": running.create_time()}
+    config.state_file.write_text(json.dumps(state, indent=2) + "\n")
+    return endpoints
+
+
+def endpoints(config: Config) -> Endpoints:
+    """How to reach the services that `up` started in this folder (as it recorded them)."""
+    state = _read_state(config)
+    if not state or not config.password_file.exists():
+        raise UserError(f"no services in {config.root}: start them with `make services`")
+    return Endpoints(state["host"], state["pg_port"], state["mlflow_port"], _password(config))
+
+
+def down(config: Config) -> None:
+    """Stop the mlflow server and the cluster; their data stay in the folder for the next `up`."""
+    state = _read_state(config)
+    process = _mlflow_process(state)
+    if process is not None:
+        _stop_group(process.pid)
+    if (config.data / "PG_VERSION").exists() and postgres_bindir() is not None:
+        user = _cluster_user(config)
+        if _pg(config, user, "pg_ctl", "status", "-D", config.data.resolve(), check=False).returncode == 0:
+            _pg(config, user, "pg_ctl", "stop", "-w", "-m", "fast", "-D", config.data.resolve())
+    config.state_file.unlink(missing_ok=True)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m imdbclf services", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["up", "down", "env"],
+                        help="up: start and print the exports; down: stop; env: print the exports again")
+    defaults = Config()
+    parser.add_argument("--dir", type=Path, default=defaults.root,
+                        help="where the services keep their state (default: %(default)s)")
+    parser.add_argument("--host", default=defaults.host,
+                        help="the address to bind to, named by the URLs (default: %(default)s)")
+    parser.add_argument("--pg-port", type=int, default=defaults.pg_port, help="(default: %(default)s)")
+    parser.add_argument("--mlflow-port", type=int, default=defaults.mlflow_port, help="(default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=defaults.workers,
+                        help="mlflow server worker processes (default: %(default)s)")
+    parser.add_argument("--os-user", default=defaults.os_user,
+                        help="the user that runs PostgreSQL when started as root (default: %(default)s)")
+    args = parser.parse_args(argv)
+    config = Config(args.dir, args.host, args.pg_port, args.mlflow_port, args.workers, args.os_user)
+    if args.action == "down":
+        down(config)
+        print(f"services in {config.root} stopped (their data stay there)")
+        return
+    reached = up(config) if args.action == "up" else endpoints(config)
+    if args.action == "up":
+        print(f"# PostgreSQL on {config.host}:{config.pg_port} (databases {', '.join(DATABASES)}), "
+              f"mlflow server on {reached.tracking_uri}, state in {config.root}/", file=sys.stderr)
+    print(reached.export_lines())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Where each stage reads and writes: the one place that knows the output layout (dvc.yaml mirrors it)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+RAW = Path("data/raw")
+PREPARED = Path("data/prepared")
+DATA_METRICS = Path("metrics/data.json")
+
+
+def prepared(split: str) -> Path:
+    return PREPARED / f"{split}.parquet"
+
+
+def tune_metrics(model: str) -> Path:
+    return Path("metrics/tune") / f"{model}.json"
+
+
+def tune_best(model: str) -> Path:
+    """The chosen config, the reuse key of the trials it was chosen from and its validation scores:
+    what retrain depends on (never the search's run-to-run bookkeeping)."""
+    return Path("metrics/best") / f"{model}.json"
+
+
+def model_dir(model: str) -> Path:
+    return Path("models") / model
+
+
+def seed_dir(model: str, seed: int) -> Path:
+    return model_dir(model) / f"seed_{seed}"
+
+
+CHECKPOINTS = Path("checkpoints")
+
+
+def checkpoints(model: str, seed: int) -> Path:
+    """An interrupted retrain's resume state (`training.TrainingRecord`): this workspace's, not a DVC output."""
+    return CHECKPOINTS / model / f"seed_{seed}"
+
+
+def discard_checkpoints(model: str, seed: int) -> None:
+    """Delete a seed's resume state once its model is saved (a finished fit resumes from nothing), and
+    the folders above it that this leaves empty."""
+    directory = checkpoints(model, seed)
+    shutil.rmtree(directory, ignore_errors=True)
+    for parent in (directory.parent, CHECKPOINTS):
+        with contextlib.suppress(OSError):  # not empty: another model's or seed's
+            parent.rmdir()
+
+
+def history(model: str) -> Path:
+    return Path("metrics/history") / f"{model}.csv"
+
+
+def retrain_metrics(model: str) -> Path:
+    return Path("metrics/retrain") / f"{model}.json"
+
+
+def eval_metrics(model: str) -> Path:
+    return Path("metrics/eval") / f"{model}.json"
+
+
+def eval_dir(model: str) -> Path:
+    return Path("metrics/eval") / model
+
+
+def predictions(model: str, split: str) -> Path:
+    """Per-review P(positive) of every seed, with the review's id, movie and label."""
+    return eval_dir(model) / ("predictions.parquet" if split == "test" else f"{split}_predictions.parquet")
+
+
+def code_manifest(model: str, stage: str) -> Path:
+    """The source files (and their hashes) that `<stage>@<model>` runs: that stage's code dependency."""
+    return Path("metrics/code") / model / f"{stage}.txt"
+
+
+REPORT_MD = Path("reports/report.md")
+REPORT_JSON = Path("metrics/report.json")
+REPORT_FIGURES = Path("reports/figures")

@@ -1,0 +1,57 @@
+"""The tuned config trained once per seed on the training split, with early stopping on validation and
+checkpoints that let an interrupted fit resume after its last complete epoch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+
+from imdbclf import crashpoints, families, outputs, tracking
+from imdbclf.data import Split
+from imdbclf.families import Family, FitOptions, Strict
+from imdbclf.params import ModelParams
+
+
+def train_seed(model: str, section: ModelParams, hp: Strict, seed: int, train: Split,
+               val: Split) -> tuple[Family, dict[str, list[float]], dict[str, Any]]:
+    """Fit, save models/<model>/seed_<seed>/ and drop its checkpoints; return the family, its per-epoch
+    history and the seed's line of metrics/retrain/<model>.json. Per-epoch metrics go to the active run."""
+
+    def on_epoch_end(epoch: int, values: dict) -> None:
+        tracking.log_metrics_at_step(epoch, values)
+        crashpoints.reached(f"retrain@{model}.epoch{epoch}")
+
+    family = families.create(model, section)
+    checkpoints = outputs.checkpoints(model, seed)
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    history = family.fit(train, val, hp, FitOptions(epochs=section.retrain.epochs, seed=seed,
+                                                    patience=section.retrain.patience, checkpoint_dir=checkpoints,
+                                                    on_epoch_end=on_epoch_end))
+    seconds = time.perf_counter() - started
+    if family.resumed_from_epoch:  # an interrupted retrain with the same inputs left checkpoints
+        print(f"retrain@{model}: seed {seed} resumed after epoch {family.resumed_from_epoch} "
+              f"of {section.retrain.epochs}")
+        tracking.log_resumed(family.resumed_from_epoch, history)
+    family.save(outputs.seed_dir(model, seed))
+    outputs.discard_checkpoints(model, seed)  # saved: nothing resumes from them any more
+    epoch = families.best_epoch(history)
+    return family, history, {"seed": seed, "best_epoch": epoch + 1, "epochs_run": len(history["val_accuracy"]),
+                             "val_accuracy": history["val_accuracy"][epoch], "val_loss": history["val_loss"][epoch],
+                             "train_seconds": seconds, "trainable_params": family.trainable_params(),
+                             "resumed_from_epoch": family.resumed_from_epoch}  # train_seconds: since the resume
+
+
+def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
+    """Per-epoch history with its epoch number first, as `dvc plots` draws it."""
+    frame = pd.DataFrame(history)
+    frame.insert(0, "epoch", range(1, len(frame) + 1))
+    return frame
+
+
+def summary(config: dict, runs: list[dict], registered: str, version: str | int) -> dict[str, Any]:
+    return {"config": config, "seeds": runs, "val_accuracy": sum(r["val_accuracy"] for r in runs) / len(runs),
+            "train_seconds": sum(r["train_seconds"] for r in runs) / len(runs),
+            "trainable_params": runs[0]["trainable_params"], "registered_model": registered, "model_version": version}

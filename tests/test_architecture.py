@@ -1,0 +1,54 @@
+"""The shape of the package: the ML core (`imdbclf`) never imports the operations (`imdbclf.ops`), and
+importing any module of it changes nothing global in the process."""
+
+import ast
+import subprocess
+import sys
+import textwrap
+
+from tests.helpers import REPO
+
+CORE = sorted(p for p in (REPO / "imdbclf").rglob("*.py")
+              if "ops" not in p.relative_to(REPO / "imdbclf").parts and p.name != "__main__.py")
+
+
+def imported(path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_no_module_of_the_core_imports_an_operations_module():
+    assert len(CORE) > 30
+    offenders = {p.relative_to(REPO).as_posix(): sorted(n for n in imported(p) if n.startswith("imdbclf.ops"))
+                 for p in CORE}
+    assert not {path: names for path, names in offenders.items() if names}
+
+
+def test_importing_the_core_and_the_stages_changes_no_environment_variable_warning_filter_or_logger():
+    modules = [".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__") for p in CORE]
+    modules += [f"stages.{p.stem}" for p in sorted((REPO / "stages").glob("*.py")) if p.stem != "__init__"]
+    script = textwrap.dedent(f"""
+        import importlib, logging, os, sys, warnings
+        # the libraries first: what they do when imported is theirs; TensorFlow needs its Keras chosen
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        for library in ("numpy", "pandas", "scipy.stats", "sklearn.linear_model", "matplotlib.figure", "mlflow",
+                        "mlflow.pyfunc", "optuna", "sqlalchemy", "pydantic", "yaml", "requests", "psutil", "tqdm",
+                        "tensorflow", "tf_keras", "tensorflow_hub", "tensorflow_text", "joblib"):
+            importlib.import_module(library)
+        def state():
+            loggers = {{name: logging.getLogger(name).level for name in ("", "mlflow", "tensorflow", "absl", "optuna")}}
+            return (dict(os.environ), list(warnings.filters), warnings.showwarning, list(sys.meta_path), loggers)
+        before = state()
+        for module in {modules!r}:
+            importlib.import_module(module)
+        after = state()
+        for name, a, b in zip(("environment", "warning filters", "showwarning", "meta_path", "loggers"), before, after):
+            assert a == b, (name, a, b)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
