@@ -7,11 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+from imdbclf import environment
 from tests.helpers import REPO, free_port, make_project, run, with_overrides  # noqa: F401 - the benches' too
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 RESULTS = REPO / "metrics" / "bench"
 DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
+environment.use_legacy_keras()  # the benches load TensorFlow and TF Hub themselves, as the families do
 
 
 def archive() -> Path:

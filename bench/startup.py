@@ -63,7 +63,7 @@ def main() -> None:
                     times[name].setdefault(label, []).append(seconds(cmd, roots[name]))
             for root in roots.values():  # a stage rewrote its outputs (reviews/s differs): back to the lock
                 run(["dvc", "repro"], root, env=ENV)
-    result = {"what": "wall seconds, median of runs, tiny test project (tests/conftest.tiny_params)",
+    result = {"what": "wall seconds, median of runs, tiny test project (tests/helpers.tiny_params)",
               "runs": args.runs, "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]}
     for name, by_command in times.items():
         result[name] = {label: round(statistics.median(values), 2) for label, values in by_command.items()}

@@ -2,7 +2,7 @@
 
 Every section is a pydantic model with `extra="forbid"`, so a misspelt key is an error that names
 it instead of a silently ignored setting. Family-specific sections (`<model>.model` and the tuning
-grid) are validated against the family's settings (`imdbclf.families.settings`, no TensorFlow).
+grid) are validated against the family's settings (`imdbclf.settings`, no TensorFlow).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from imdbclf import settings
 from imdbclf.errors import PARAMS_FILE, UserError, format_validation_error
 
 
@@ -190,12 +191,8 @@ def parse(raw: dict[str, Any]) -> Params:
     except ValidationError as err:
         raise UserError(format_validation_error(err)) from None
     params = params.model_copy(update={"model_sections": models})
-    # Imported here, not at the top: a stage depends on the code it runs, and the families' settings
-    # are check-params' to depend on (a stage that runs no family does not rerun when they change).
-    from imdbclf.families.registry import validate_section
-
-    for name in params.models:
-        validate_section(name, params.model(name))
+    for name in params.models:  # each family's own schema (imdbclf.settings: pydantic, no family's code)
+        settings.validate_section(name, params.model(name))
     return params
 
 

@@ -9,7 +9,7 @@ report does not (promote it deliberately: python -m imdbclf promote <model> --ex
 
 import os
 
-from imdbclf import atomic, outputs, params, registry, tracking, workspace
+from imdbclf import atomic, model_registry, outputs, params, tracking, workspace
 from imdbclf.ops.stage import stage
 from imdbclf.reporting import compare, figures, markdown
 
@@ -27,10 +27,11 @@ def main() -> str:
         drawn = figures.draw(result)
         for row in result.rows:  # a store that lost its registry gets the versions again from models/
             seed_dir = outputs.seed_dir(row["model"], p.model(row["model"]).retrain.seeds[0])
-            row["model_version"] = registry.ensure_registered(row["registered_model"], row["model_version"], seed_dir)
+            row["model_version"] = model_registry.ensure_registered(row["registered_model"], row["model_version"],
+                                                                    seed_dir)
         champion = result.champion["model"]
         best = next(row for row in result.rows if row["model"] == champion)
-        to_promote = registry.find_version(prefix, champion, version=best["model_version"])
+        to_promote = model_registry.find_version(prefix, champion, version=best["model_version"])
 
         # everything is read and computed: only now are the outputs replaced
         for name, figure in drawn.items():
@@ -49,8 +50,8 @@ def main() -> str:
             print(f"report: queued experiment: champion not moved (python -m imdbclf promote {champion} "
                   f"--experiment {os.environ.get('DVC_EXP_NAME', '<name>')})")
         else:
-            version = registry.promote_version(prefix, champion, to_promote)
-            print(f"report: {registry.champion_uri(prefix)} → {version.tags.get('source_model')} "
+            version = model_registry.promote_version(prefix, champion, to_promote)
+            print(f"report: {model_registry.champion_uri(prefix)} → {version.tags.get('source_model')} "
                   f"version {version.tags.get('source_version')}")
     return f"champion {champion}; {outputs.REPORT_MD} written"
 

@@ -7,7 +7,7 @@ and logs the first seed's model to MLflow as a pyfunc registered as `<prefix><mo
 import argparse
 import functools
 
-from imdbclf import atomic, data, families, outputs, params, registry, retraining, serving, tracking
+from imdbclf import atomic, data, families, model_registry, outputs, params, retraining, serving, tracking
 from imdbclf.ops import cpu_guard
 from imdbclf.ops.stage import stage
 
@@ -40,7 +40,8 @@ def main(model: str) -> str:
                 tracking.log_artifact(outputs.history(model))
                 info = tracking.with_retries(functools.partial(  # a busy embedded store is retried
                     serving.log_model, outputs.seed_dir(model, seed), registered))
-                registry.tag_version(registered, info.registered_model_version, tracking.run_tags(f"retrain@{model}"))
+                tags = tracking.run_tags(f"retrain@{model}")
+                model_registry.tag_version(registered, info.registered_model_version, tags)
         summary = retraining.summary(best["config"], runs, registered, info.registered_model_version)
         atomic.write_json(outputs.retrain_metrics(model), summary)
         tracking.log_metrics({k: v for k, v in summary.items() if k in ("val_accuracy", "train_seconds")})

@@ -14,6 +14,7 @@ import argparse
 from imdbclf import atomic, families, outputs, params, tracking, tuning
 from imdbclf.ops import cpu_guard
 from imdbclf.ops.stage import stage
+from imdbclf.tuning import run as tuning_run
 from imdbclf.tuning import workers
 
 
@@ -28,12 +29,12 @@ def main(model: str) -> str:
     # hours of training on a CPU: say so first (timed at the grid's first config, on what is left to train)
     first = families.hyperparameters(model, section, {k: v[0] for k, v in tune.grid.items()})
     cpu_guard.check(p.compute, f"tune@{model}", runner.family, runner.train, first,
-                    lambda: workers.trials_to_train(runner, url), tune.epochs)
+                    lambda: tuning_run.trials_to_train(runner, url), tune.epochs)
     logged = {"model": model, "family": section.family, "tune": tune.model_dump(), "model_config": section.model,
               "tuning_storage": tuning.shown(url)}
     with tracking.stage_run(p, f"tune@{model}", logged) as run:
         tracking.log_datasets(runner.datasets)
-        results = workers.search(runner, url, run.info.run_id)
+        results = tuning_run.search(runner, url, run.info.run_id)
         for result in results:
             if result.reused:
                 tracking.log_reused_trial(model, result, runner.datasets)

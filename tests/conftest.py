@@ -1,15 +1,15 @@
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from imdbclf import environment
 from tests.helpers import free_port, tiny_params
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+environment.use_legacy_keras()  # the tests load TensorFlow themselves, before any family does
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ def test_importing_the_core_and_the_stages_changes_no_environment_variable_warni
                         "mlflow.pyfunc", "optuna", "sqlalchemy", "pydantic", "yaml", "requests", "psutil", "tqdm",
                         "tensorflow", "tf_keras", "tensorflow_hub", "tensorflow_text", "joblib"):
             importlib.import_module(library)
+        del os.environ["TF_USE_LEGACY_KERAS"]  # so that a module of ours setting it on import is caught
         def state():
             loggers = {{name: logging.getLogger(name).level for name in ("", "mlflow", "tensorflow", "absl", "optuna")}}
             return (dict(os.environ), list(warnings.filters), warnings.showwarning, list(sys.meta_path), loggers)

@@ -131,6 +131,6 @@ def test_params_and_families_import_each_other_no_more():
 
     assert "imdbclf/params.py" not in {p.as_posix() for p in codedeps.closure("imdbclf.families")}
     for family in ("lstm", "hub_encoder", "tfidf_logreg"):  # a family's settings never load a family's model code
-        settings = {p.as_posix() for p in codedeps.closure(f"imdbclf.families.settings.{family}")}
+        settings = {p.as_posix() for p in codedeps.closure(f"imdbclf.settings.{family}")}
         assert not {s for s in settings if s.startswith("imdbclf/families/keras") or s.endswith("tfidf_logreg.py")
                     and "/settings/" not in s}, settings

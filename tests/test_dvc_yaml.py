@@ -11,7 +11,7 @@ from imdbclf.params import TuneParams
 from tests.helpers import REPO
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-MODEL_STAGES = ("tune", "retrain", "evaluate")  # their code: the lists that code@<model> writes
+from stages.code import MODEL_STAGES  # noqa: E402 - their code: the lists that code@<model> writes
 
 
 def body(stage: str) -> dict:

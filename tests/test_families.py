@@ -20,6 +20,7 @@ class Killed(Exception):
 @pytest.mark.parametrize("model, config", [
     ("lstm", {"optimizer": "adam", "batch_size": 8, "learning_rate": 0.02}),
     ("tfidf_logreg", {"C": 10.0, "ngram_max": 2, "min_df": 1}),
+    ("nb_logreg", {"C": 1.0, "ngram_max": 2}),
 ])
 def test_family_learns_saves_and_reloads_in_a_fresh_process(tmp_path, params_dict, model, config):
     p = params.parse(params_dict)
@@ -292,3 +293,21 @@ def test_the_former_best_weights_stay_until_the_epoch_that_replaced_them_is_back
     resumed.set_model(model)
     resumed.on_epoch_begin(1)
     assert sorted(p.name for p in tmp_path.glob("epoch-*")) == ["epoch-001.weights.h5"]
+
+
+def test_the_nb_weighted_model_keeps_punctuation_and_is_saved_as_data(tmp_path, params_dict):
+    """Its tokens keep `?` and `!` (and drop the `<br />` markup); its saved model is JSON and arrays, no
+    pickle, so loading it runs no code."""
+    p = params.parse(params_dict)
+    family = families.create("nb_logreg", p.model("nb_logreg"))
+    train, test = splits()
+    family.fit(train, test, families.hyperparameters("nb_logreg", p.model("nb_logreg"), {"C": 1.0, "ngram_max": 2}),
+               families.FitOptions(epochs=1))
+    assert family.vectorizer.build_analyzer()("Slow? Maybe.<br />Boring? Never!")[:6] == [
+        "slow", "?", "maybe", "boring", "?", "never"]
+    family.save(tmp_path / "model")
+    assert sorted(f.name for f in (tmp_path / "model").iterdir()) == ["family.json", "vocabulary.json", "weights.npz"]
+    with np.load(tmp_path / "model" / "weights.npz", allow_pickle=False) as weights:
+        assert set(weights.files) == {"ratio", "coef", "intercept"}
+    reloaded = families.load(tmp_path / "model")
+    np.testing.assert_allclose(reloaded.predict_proba(test.texts), family.predict_proba(test.texts), atol=1e-9)

@@ -63,3 +63,4 @@ def test_unresolvable_handle_fails_in_one_line(params_dict, handles, tmp_path):
     with pytest.raises(UserError, match="cannot load TF Hub handle .*no-such-preprocessor.*local directory") as err:
         family.make_encoder(np.array([]))
     assert "\n" not in str(err.value)
+    assert str(err.value).startswith("tiny_bert.model.preprocessor: ")  # the key in params.yaml, model named

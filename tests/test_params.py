@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from imdbclf import params
+from imdbclf import families, params, settings
 from imdbclf.errors import UserError
 
 
@@ -18,6 +18,12 @@ def test_repo_params_are_valid_and_write_out_every_setting():
         assert set(section.model_fields) <= set(raw[name]), (name, set(section.model_fields) - set(raw[name]))
     for model in p.models:
         assert set(params.TuneParams.model_fields) <= set(raw[model]["tune"]), model
+        schema = settings.of(raw[model]["family"]).Config
+        assert set(schema.model_fields) <= set(raw[model]["model"]), (model, set(schema.model_fields) - set(raw[model]))
+
+
+def test_every_family_has_its_settings_and_every_settings_module_a_family():
+    assert set(settings.BY_FAMILY) == set(families.REGISTRY)
 
 
 def test_tiny_params_parse(params_dict):

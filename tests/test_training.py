@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from imdbclf.families.keras.optimizers import WarmupLinearDecay, learning_rate, make_optimizer
-from imdbclf.families.settings.keras import OptimizerSettings
+from imdbclf.settings.keras import OptimizerSettings
 
 
 def test_warmup_then_linear_decay_follows_the_formula():

@@ -157,9 +157,10 @@ def test_a_study_file_deleted_during_a_trial_is_named_as_such(tmp_path):
             opened.run("grid")
 
 
-def test_a_clearly_worse_trial_is_pruned_at_its_first_epoch(tmp_path):
+def test_a_clearly_worse_trial_is_pruned_at_its_first_epoch(tmp_path, monkeypatch):
     grid = {"optimizer": ["adam", "rmsprop", "sgd"], "batch_size": [16], "learning_rate": [0.1]}
-    SCORES.update(rmsprop=0.2, sgd=-0.45)  # sgd: far below the others from epoch 1 on
+    monkeypatch.setitem(SCORES, "rmsprop", 0.2)  # this test's scores only: the next tests see the module's
+    monkeypatch.setitem(SCORES, "sgd", -0.45)  # sgd: far below the others from epoch 1 on
     trainer = FakeTrainer(epochs=4)
     results = search(tmp_path, grid, "k", trainer, pruner="median",
                      pruner_args={"n_startup_trials": 2, "n_warmup_steps": 0}).run("grid")

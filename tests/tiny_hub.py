@@ -4,10 +4,11 @@ few hundred parameters and random weights."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from imdbclf import environment
+
+environment.use_legacy_keras()
 
 from imdbclf.ops.bert_converter import build_bert_encoder, save_encoder, save_preprocessor  # noqa: E402
 from tests.tiny_imdb import NEGATIVE, NEUTRAL, POSITIVE  # noqa: E402

@@ -2,26 +2,22 @@
 
 A family turns reviews into P(positive). It is configured by its `model:` section in params.yaml
 (validated by `Config`), tuned over hyperparameters validated by `Hyperparameters` — both in
-`imdbclf.families.settings.<family>`, which needs no TensorFlow. `base` is the interface, `registry`
+`imdbclf.settings.<family>`, which needs no TensorFlow. `base` is the interface, `registry`
 maps names to families (docs/extending.md: adding one).
 """
 
 from imdbclf.data import Split
 from imdbclf.families.base import EpochLogger, Family, FitOptions, StepTiming, best_epoch
 from imdbclf.families.registry import (
-    REGISTRY,
-    SCORING_PACKAGES,
-    create,
-    family_class,
-    family_module,
-    hyperparameters,
-    load,
-    saved_family,
-    settings,
-    validate_section,
+           REGISTRY,
+           SCORING_PACKAGES,
+           create,
+           family_class,
+           family_module,
+           load,
+           saved_family,
 )
-from imdbclf.families.settings import Strict
+from imdbclf.settings import Strict, hyperparameters
 
 __all__ = ["REGISTRY", "SCORING_PACKAGES", "EpochLogger", "Family", "FitOptions", "Split", "StepTiming", "Strict",
-           "best_epoch", "create", "family_class", "family_module", "hyperparameters", "load", "saved_family",
-           "settings", "validate_section"]
+           "best_epoch", "create", "family_class", "family_module", "hyperparameters", "load", "saved_family"]

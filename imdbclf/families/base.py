@@ -16,7 +16,7 @@ import numpy as np
 
 from imdbclf import crashpoints
 from imdbclf.data import Split
-from imdbclf.families.settings import Strict
+from imdbclf.settings import Strict
 
 FAMILY_FILE = "family.json"
 TEMP_MARK = ".tmp-"  # `.<name>.tmp-*`: a save in progress (or killed) beside the model directory <name>

@@ -1,4 +1,4 @@
-"""Family name → its class and settings, imported lazily so that the TF-free stages and families never
+"""Family name → its class, imported lazily so that the TF-free stages and families never
 load TensorFlow; creating, validating and loading a family by name."""
 
 from __future__ import annotations
@@ -6,20 +6,17 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
-
-from imdbclf import environment
-from imdbclf.errors import UserError, format_validation_error
+from imdbclf import environment, settings
+from imdbclf.errors import UserError
 from imdbclf.families.base import FAMILY_FILE, Family
-from imdbclf.families.settings import Strict
 
 # family name -> "module:Class"; imported lazily so the TF-free baseline does not load TensorFlow.
-# Each family's settings are in imdbclf.families.settings.<family name>.
+# Each family's settings are in imdbclf.settings.<family name> (`settings.BY_FAMILY`, the same names).
 REGISTRY = {
     "lstm": "imdbclf.families.keras.lstm:BiLSTM",
     "tfidf_logreg": "imdbclf.families.tfidf_logreg:TfidfLogReg",
+    "nb_logreg": "imdbclf.families.nb_logreg:NbLogReg",
     "hub_encoder": "imdbclf.families.keras.hub_encoder:HubEncoder",
 }
 # family name -> what scoring its saved model imports beyond the package's base (serving.SCORING_PACKAGES),
@@ -29,6 +26,7 @@ SCORING_PACKAGES = {
     "lstm": ("tensorflow", "tf-keras"),
     "tfidf_logreg": ("joblib",),
     "hub_encoder": ("tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text", "setuptools"),
+    "nb_logreg": (),
 }
 
 
@@ -46,42 +44,12 @@ def family_class(name: str) -> type[Family]:
     return getattr(imported, REGISTRY[name].split(":")[1])
 
 
-def settings(name: str):
-    """The module with the family's `Config` and `Hyperparameters` (pydantic only, no TensorFlow)."""
-    family_module(name)  # an unknown family is a UserError
-    return importlib.import_module(f"imdbclf.families.settings.{name}")
-
-
-def _validate(model: type[Strict], values: dict[str, Any], where: str) -> Strict:
-    try:
-        return model.model_validate(values)
-    except ValidationError as err:
-        raise UserError(format_validation_error(err, where)) from None
-
-
 def create(model_name: str, section) -> Family:
     """A fresh, untrained family for the params section of `model_name`."""
-    config = _validate(settings(section.family).Config, section.model, f"{model_name}.model")
+    config = settings.validate(settings.of(section.family).Config, section.model, f"{model_name}.model")
     family = family_class(section.family)(config)
     family.where = f"{model_name}.model"
     return family
-
-
-def hyperparameters(model_name: str, section, values: dict[str, Any]) -> Strict:
-    return _validate(settings(section.family).Hyperparameters, values, f"{model_name}.tune.grid")
-
-
-def validate_section(model_name: str, section) -> None:
-    """Fail at load time, naming the key, on a bad family, model setting or grid value; imports no
-    TensorFlow (the settings are pure pydantic)."""
-    if section.family not in REGISTRY:
-        raise UserError(f"params.yaml: {model_name}.family: unknown model family '{section.family}' "
-                        f"(known: {', '.join(sorted(REGISTRY))})")
-    _validate(settings(section.family).Config, section.model, f"{model_name}.model")
-    first = {key: values[0] for key, values in section.tune.grid.items()}
-    for key, values in section.tune.grid.items():
-        for value in values:
-            hyperparameters(model_name, section, {**first, key: value})
 
 
 def saved_family(path: Path) -> str:

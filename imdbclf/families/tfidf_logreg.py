@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 
 from imdbclf.data import Split
 from imdbclf.families.base import Family, FitOptions
-from imdbclf.families.settings.tfidf_logreg import TfidfConfig, TfidfHyperparameters
+from imdbclf.settings.tfidf_logreg import TfidfConfig, TfidfHyperparameters
 
 PIPELINE_FILE = "pipeline.joblib"
 

@@ -32,7 +32,7 @@ from imdbclf.ops import console, failpoints
 
 def predictor(model: str | None):
     """A function texts → probabilities, from a model directory or the MLflow registry."""
-    from imdbclf import families, params, registry, tracking
+    from imdbclf import families, model_registry, params, tracking
 
     if model and Path(model).is_dir():
         family = families.load(Path(model))
@@ -42,7 +42,7 @@ def predictor(model: str | None):
 
     p = params.load()
     tracking.setup(p)
-    uri = model or registry.champion_uri(p.tracking.registered_model_prefix)
+    uri = model or model_registry.champion_uri(p.tracking.registered_model_prefix)
     try:
         pyfunc = mlflow.pyfunc.load_model(uri)
     except mlflow.exceptions.MlflowException as err:
@@ -153,13 +153,13 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     if args.command == "promote":
-        from imdbclf import params, registry, tracking
+        from imdbclf import model_registry, params, tracking
 
         p = params.load()
         tracking.setup(p)
         prefix = p.tracking.registered_model_prefix
-        champion = registry.promote(prefix, args.model, args.version, args.experiment)
-        print(f"{registry.champion_uri(prefix)} → {champion.tags['source_model']} "
+        champion = model_registry.promote(prefix, args.model, args.version, args.experiment)
+        print(f"{model_registry.champion_uri(prefix)} → {champion.tags['source_model']} "
               f"version {champion.tags['source_version']}")
         return
 

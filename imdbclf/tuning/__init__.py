@@ -1,6 +1,7 @@
 """The hyperparameter search: strategies (`search`) over Optuna studies used as a queue (`queue`) in a
 storage shared by every experiment, worker and machine (`storage`); finished trials reused while their
-reuse key (`reuse`) is unchanged; trials trained by workers (`workers`)."""
+reuse key (`reuse`) is unchanged; trials trained by workers (`workers`), the whole search run from the
+tune stage with its local worker processes (`run`)."""
 
 from imdbclf.tuning.queue import Worker, fail_dead_trials, make_pruner, open_study, study_name, worker_identity
 from imdbclf.tuning.reuse import reuse_key, trial_key

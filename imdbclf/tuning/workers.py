@@ -8,9 +8,6 @@ with that key, so it never trains a trial under settings other than the ones it 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -22,10 +19,7 @@ from imdbclf.families import Family, FitOptions
 from imdbclf.params import Params
 from imdbclf.tuning.queue import Worker, fail_dead_trials, make_pruner, open_study, worker_identity
 from imdbclf.tuning.reuse import trial_key
-from imdbclf.tuning.search import Search
-from imdbclf.tuning.search import trials_to_train as count_to_train
-from imdbclf.tuning.storage import shown, storage_errors
-from imdbclf.tuning.trials import TrialResult, record, worker_label
+from imdbclf.tuning.trials import record, worker_label
 
 PARENT_RUN = "mlflow_parent_run_id"  # study user attr: the tune stage run that a trial's run belongs under
 
@@ -117,55 +111,3 @@ def serve(runner: TrialRunner, idle_exit_s: float) -> None:
     """The loop of `tune-worker`."""
     runner.queue.serve(runner.storage, runner.model, runner.open, lambda study: reconcile(runner, study),
                        runner.settings.poll_s, idle_exit_s)
-
-
-def local_worker_count(setting: int | str, gpus: int) -> int:
-    """`tune.workers`: a number, or auto — one per GPU, one on a CPU-only machine."""
-    return max(1, gpus) if setting == "auto" else int(setting)
-
-
-def start_local_workers(model: str, count: int, gpus: int, idle_exit_s: float) -> list[subprocess.Popen]:
-    """`count` worker processes on this machine, each on its own GPU (CUDA_VISIBLE_DEVICES) or, on a
-    CPU, with its share of the cores, so that they do not oversubscribe the machine."""
-    threads = str(max(1, (os.cpu_count() or 1) // count))
-    procs = []
-    for i in range(count):
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus else None
-        procs.append(subprocess.Popen([sys.executable, "-m", "imdbclf", "tune-worker", model, "--idle-exit",
-                                       str(idle_exit_s), *([] if gpus else ["--threads", threads])], env=env))
-    return procs
-
-
-def search(runner: TrialRunner, url: str, parent_run_id: str) -> list[TrialResult]:
-    """Run the model's search (`tune.strategy`) to the end: with one worker the trials train in this
-    process; with several (`tune.workers`), local worker processes train them while this one waits.
-    Each trial's MLflow run is filed under `parent_run_id`, the tune stage's run."""
-    tune = runner.section.tune
-    gpus = int(runner.family.runtime().get("gpus", 0))
-    count = local_worker_count(tune.workers, gpus)
-    local = start_local_workers(runner.model, count, gpus, runner.settings.worker_idle_exit_s) if count > 1 else []
-    print(f"tune@{runner.model}: {tune.strategy} search, {count} local worker(s), studies in {shown(url)}")
-
-    def on_phase(study: optuna.Study) -> None:  # workers file their trials' runs under the stage's run
-        study.set_user_attr(PARENT_RUN, parent_run_id)
-
-    def work(study: optuna.Study) -> bool:  # one worker: train here; several: they train while this waits
-        return runner.run_one(study) if all(proc.poll() is not None for proc in local) else False
-
-    try:
-        with storage_errors(url):
-            return Search(runner.storage, runner.model, runner.key, tune.grid, runner.settings, work,
-                          lambda study: reconcile(runner, study), tune.pruner, tune.pruner_args, tune.n_trials,
-                          tune.seed, on_phase).run(tune.strategy)
-    finally:
-        for proc in local:
-            proc.terminate()
-        for proc in local:
-            proc.wait()
-
-
-def trials_to_train(runner: TrialRunner, url: str) -> int:
-    """About how many trials the search still has to train (what the CPU-time guard multiplies out)."""
-    tune = runner.section.tune
-    with storage_errors(url):
-        return count_to_train(runner.storage, runner.model, runner.key, tune.strategy, tune.grid, tune.n_trials)

@@ -25,8 +25,8 @@ from imdbclf.errors import UserError
 from imdbclf.families.base import Family, FitOptions, StepTiming, best_epoch
 from imdbclf.families.keras.callbacks import CHECKPOINT, BestEpochStopping, EpochCallback, EpochProgress, TrainingRecord
 from imdbclf.families.keras.optimizers import make_optimizer
-from imdbclf.families.settings.keras import KerasConfig, KerasHyperparameters
 from imdbclf.progress import Progress
+from imdbclf.settings.keras import KerasConfig, KerasHyperparameters
 from imdbclf.workspace import cache_dir
 
 __all__ = ["KerasConfig", "KerasHyperparameters", "KerasFamily"]

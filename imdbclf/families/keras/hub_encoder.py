@@ -13,7 +13,7 @@ import tf_keras as keras
 
 from imdbclf.errors import UserError
 from imdbclf.families.keras.base import KerasFamily
-from imdbclf.families.settings.hub_encoder import HubEncoderConfig
+from imdbclf.settings.hub_encoder import HubEncoderConfig
 from imdbclf.workspace import cache_dir
 
 

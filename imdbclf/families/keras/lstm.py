@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imdbclf.families.keras.base import KerasFamily
-from imdbclf.families.settings.lstm import BiLSTMConfig
+from imdbclf.settings.lstm import BiLSTMConfig
 
 
 @keras.utils.register_keras_serializable(package="imdbclf")

@@ -7,7 +7,7 @@ import math
 import tensorflow as tf
 import tf_keras as keras
 
-from imdbclf.families.settings.keras import OPTIMIZERS, OptimizerSettings
+from imdbclf.settings.keras import OPTIMIZERS, OptimizerSettings
 
 # Weights that AdamW leaves undecayed, as tf-models-official's create_optimizer does.
 NO_DECAY = ("LayerNorm", "layer_norm", "bias")

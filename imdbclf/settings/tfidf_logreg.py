@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from imdbclf.families.settings import Strict
+from imdbclf.settings.strict import Strict
 
 
 class TfidfConfig(Strict):

@@ -1,4 +1,4 @@
-"""Settings of the Bi-LSTM family (`imdbclf.families.lstm`)."""
+"""Settings of the Bi-LSTM family (`imdbclf.families.keras.lstm`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from imdbclf.families.settings.keras import KerasConfig, KerasHyperparameters
+from imdbclf.settings.keras import KerasConfig, KerasHyperparameters
 
 
 class BiLSTMConfig(KerasConfig):

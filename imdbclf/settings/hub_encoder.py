@@ -1,10 +1,10 @@
-"""Settings of the TF Hub encoder family (`imdbclf.families.hub_encoder`)."""
+"""Settings of the TF Hub encoder family (`imdbclf.families.keras.hub_encoder`)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from imdbclf.families.settings.keras import KerasConfig, KerasHyperparameters, OptimizerSettings
+from imdbclf.settings.keras import KerasConfig, KerasHyperparameters, OptimizerSettings
 
 
 class HubEncoderConfig(KerasConfig):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from imdbclf.families.settings import Strict
+from imdbclf.settings.strict import Strict
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 
