@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from sklearn.metrics import accuracy_score, log_loss
 
 from imdbclf import crashpoints
 from imdbclf.data import Split
@@ -80,6 +81,18 @@ class Family(ABC):
     def runtime(self) -> dict[str, str]:
         """What training resolves at run time and a result depends on (device, numeric precision)."""
         return {"device": "cpu", "precision": "float64"}
+
+    def one_pass_history(self, train: Split, val: Split, options: FitOptions) -> dict[str, list[float]]:
+        """The history of a family that fits in one pass (a solver, not epochs): its one epoch's loss and
+        accuracy on train and validation, handed to `options.on_epoch_end` as epoch 1."""
+        history = {}
+        for prefix, split in (("", train), ("val_", val)):
+            proba = self.predict_proba(split.texts)
+            history[f"{prefix}loss"] = [float(log_loss(split.labels, proba, labels=[0, 1]))]
+            history[f"{prefix}accuracy"] = [float(accuracy_score(split.labels, proba >= 0.5))]
+        if options.on_epoch_end:
+            options.on_epoch_end(1, {k: v[0] for k, v in history.items()})
+        return history
 
     def time_steps(self, train: Split, hp: Strict, steps: int) -> StepTiming | None:
         """Time a few training steps of a fresh model on `train`, leaving this family as it was, so that

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, log_loss
 
 from imdbclf.data import Split
 from imdbclf.families.base import Family, FitOptions
@@ -64,14 +63,7 @@ class NbLogReg(Family):
                                    random_state=options.seed)
         model.fit(present.multiply(self.ratio).tocsr(), train.labels)
         self.coef, self.intercept = model.coef_.ravel().astype(np.float64), float(model.intercept_[0])
-        history = {}
-        for prefix, split in (("", train), ("val_", val)):
-            proba = self.predict_proba(split.texts)
-            history[f"{prefix}loss"] = [float(log_loss(split.labels, proba, labels=[0, 1]))]
-            history[f"{prefix}accuracy"] = [float(accuracy_score(split.labels, proba >= 0.5))]
-        if options.on_epoch_end:
-            options.on_epoch_end(1, {k: v[0] for k, v in history.items()})
-        return history
+        return self.one_pass_history(train, val, options)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         logits = self.features(texts) @ self.coef + self.intercept

@@ -9,7 +9,6 @@ import joblib
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, log_loss
 from sklearn.pipeline import Pipeline
 
 from imdbclf.data import Split
@@ -42,14 +41,7 @@ class TfidfLogReg(Family):
             ("logreg", LogisticRegression(C=hp.C, max_iter=self.config.max_iter, random_state=options.seed)),
         ])
         self.pipeline.fit(list(train.texts), train.labels)
-        history = {}
-        for prefix, split in (("", train), ("val_", val)):
-            proba = self.predict_proba(split.texts)
-            history[f"{prefix}loss"] = [float(log_loss(split.labels, proba, labels=[0, 1]))]
-            history[f"{prefix}accuracy"] = [float(accuracy_score(split.labels, proba >= 0.5))]
-        if options.on_epoch_end:
-            options.on_epoch_end(1, {k: v[0] for k, v in history.items()})
-        return history
+        return self.one_pass_history(train, val, options)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         return self.pipeline.predict_proba([str(t) for t in texts])[:, 1]
