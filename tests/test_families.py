@@ -311,3 +311,36 @@ def test_the_nb_weighted_model_keeps_punctuation_and_is_saved_as_data(tmp_path, 
         assert set(weights.files) == {"ratio", "coef", "intercept"}
     reloaded = families.load(tmp_path / "model")
     np.testing.assert_allclose(reloaded.predict_proba(test.texts), family.predict_proba(test.texts), atol=1e-9)
+
+
+@pytest.mark.parametrize("model, grid", [
+    ("tfidf_logreg", [{"C": 1.0, "ngram_max": 2, "min_df": 1}, {"C": 10.0, "ngram_max": 2, "min_df": 1},
+                      {"C": 10.0, "ngram_max": 1, "min_df": 1}]),
+    ("nb_logreg", [{"C": 1.0, "ngram_max": 2}, {"C": 10.0, "ngram_max": 2}, {"C": 10.0, "ngram_max": 1}]),
+])
+def test_trials_that_differ_only_in_c_share_one_vocabulary_and_match_a_fresh_fit(params_dict, model, grid,
+                                                                                 monkeypatch):
+    """The vocabulary of a grid's trials is built once per n-gram setting (most of a linear fit's time),
+    and a trial that reuses it ends with the same model, history and predictions as one that built it."""
+    from imdbclf.families import features
+    monkeypatch.setattr(features, "_fitted", type(features._fitted)())
+    section = params.parse(params_dict).model(model)
+    train, val = splits()
+    built = []
+    original = features.CountVectorizer.fit_transform
+    monkeypatch.setattr(features.CountVectorizer, "fit_transform",
+                        lambda self, *a, **k: built.append(self.ngram_range) or original(self, *a, **k))
+
+    def fit(config):
+        family = families.create(model, section)
+        hp = families.hyperparameters(model, section, config)
+        history = family.fit(train, val, hp, families.FitOptions(epochs=1))
+        return family, history
+
+    fitted = [fit(config) for config in grid]
+    assert built == [(1, 2), (1, 1)]
+    features._fitted.clear()
+    fresh, fresh_history = fit(grid[1])
+    assert fresh_history == fitted[1][1]
+    np.testing.assert_array_equal(fresh.predict_proba(val.texts), fitted[1][0].predict_proba(val.texts))
+    assert fitted[0][0].predict_proba(val.texts).tolist() != fitted[1][0].predict_proba(val.texts).tolist()

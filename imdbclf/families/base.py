@@ -82,12 +82,14 @@ class Family(ABC):
         """What training resolves at run time and a result depends on (device, numeric precision)."""
         return {"device": "cpu", "precision": "float64"}
 
-    def one_pass_history(self, train: Split, val: Split, options: FitOptions) -> dict[str, list[float]]:
+    def one_pass_history(self, train: Split, val: Split, options: FitOptions,
+                         train_proba: np.ndarray | None = None) -> dict[str, list[float]]:
         """The history of a family that fits in one pass (a solver, not epochs): its one epoch's loss and
-        accuracy on train and validation, handed to `options.on_epoch_end` as epoch 1."""
+        accuracy on train and validation, handed to `options.on_epoch_end` as epoch 1. `train_proba`:
+        the training reviews' predictions when the fit already has them (no second pass over them)."""
         history = {}
-        for prefix, split in (("", train), ("val_", val)):
-            proba = self.predict_proba(split.texts)
+        for prefix, split, known in (("", train, train_proba), ("val_", val, None)):
+            proba = self.predict_proba(split.texts) if known is None else known
             history[f"{prefix}loss"] = [float(log_loss(split.labels, proba, labels=[0, 1]))]
             history[f"{prefix}accuracy"] = [float(accuracy_score(split.labels, proba >= 0.5))]
         if options.on_epoch_end:

@@ -20,6 +20,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from imdbclf.data import Split
+from imdbclf.families import features
 from imdbclf.families.base import Family, FitOptions
 from imdbclf.settings.nb_logreg import NbLogRegConfig, NbLogRegHyperparameters
 
@@ -53,21 +54,23 @@ class NbLogReg(Family):
         return self.vectorizer.transform([str(t) for t in texts]).multiply(self.ratio).tocsr()
 
     def fit(self, train: Split, val: Split, hp: NbLogRegHyperparameters, options: FitOptions) -> dict[str, list[float]]:
-        self.vectorizer = self._vectorizer(hp.ngram_max)
-        present = self.vectorizer.fit_transform([str(t) for t in train.texts]).tocsr()
+        self.vectorizer, present = features.fit_transform(self._vectorizer(hp.ngram_max), [str(t) for t in train.texts])
         alpha = self.config.alpha
         p = alpha + np.asarray(present[train.labels == 1].sum(axis=0)).ravel()
         q = alpha + np.asarray(present[train.labels == 0].sum(axis=0)).ravel()
         self.ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
         model = LogisticRegression(C=hp.C, solver="liblinear", max_iter=self.config.max_iter,
                                    random_state=options.seed)
-        model.fit(present.multiply(self.ratio).tocsr(), train.labels)
+        weighted = present.multiply(self.ratio).tocsr()
+        model.fit(weighted, train.labels)
         self.coef, self.intercept = model.coef_.ravel().astype(np.float64), float(model.intercept_[0])
-        return self.one_pass_history(train, val, options)
+        return self.one_pass_history(train, val, options, train_proba=self._proba(weighted))
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        logits = self.features(texts) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-logits))
+        return self._proba(self.features(texts))
+
+    def _proba(self, weighted) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(weighted @ self.coef + self.intercept)))
 
     def trainable_params(self) -> int:
         return int(self.coef.size + 1)

@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from imdbclf.data import Split
+from imdbclf.families import features
 from imdbclf.families.base import Family, FitOptions
 from imdbclf.settings.tfidf_logreg import TfidfConfig, TfidfHyperparameters
 
@@ -33,15 +34,14 @@ class TfidfLogReg(Family):
         self.pipeline: Pipeline | None = None
 
     def fit(self, train: Split, val: Split, hp: TfidfHyperparameters, options: FitOptions) -> dict[str, list[float]]:
-        self.pipeline = Pipeline([
-            ("tfidf", TfidfVectorizer(
-                preprocessor=_strip_markup, ngram_range=(1, hp.ngram_max), min_df=hp.min_df,
-                max_features=self.config.max_features, sublinear_tf=self.config.sublinear_tf,
-            )),
-            ("logreg", LogisticRegression(C=hp.C, max_iter=self.config.max_iter, random_state=options.seed)),
-        ])
-        self.pipeline.fit(list(train.texts), train.labels)
-        return self.one_pass_history(train, val, options)
+        vectorizer, matrix = features.fit_transform(TfidfVectorizer(
+            preprocessor=_strip_markup, ngram_range=(1, hp.ngram_max), min_df=hp.min_df,
+            max_features=self.config.max_features, sublinear_tf=self.config.sublinear_tf,
+        ), list(train.texts))
+        logreg = LogisticRegression(C=hp.C, max_iter=self.config.max_iter, random_state=options.seed)
+        logreg.fit(matrix, train.labels)
+        self.pipeline = Pipeline([("tfidf", vectorizer), ("logreg", logreg)])
+        return self.one_pass_history(train, val, options, train_proba=logreg.predict_proba(matrix)[:, 1])
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         return self.pipeline.predict_proba([str(t) for t in texts])[:, 1]
