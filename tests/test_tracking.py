@@ -1,5 +1,8 @@
 import json
 import os
+import subprocess
+import sys
+import time
 
 import mlflow
 import numpy as np
@@ -86,3 +89,46 @@ def test_ui_prints_the_link_to_the_runs_then_starts_mlflow_ui_on_the_store(store
     assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert argv[argv.index("--default-artifact-root") + 1] == str(tmp_path / "mlartifacts")
     assert argv[argv.index("--port") + 1] == "5123"
+
+
+def test_optuna_ui_prints_its_link_and_serves_the_studies_of_the_tuning_storage(tmp_path):
+    """`make optuna-ui`: optuna-dashboard on the journal the tune stages write (here one study of two
+    trials, one pruned), answering its own API at the printed link."""
+    import urllib.request
+
+    import optuna
+
+    from imdbclf import params, tuning
+    from tests.helpers import REPO, free_port
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(str(tmp_path / "imdb.tar.gz"))))
+    settings = params.parse(tiny_params(str(tmp_path / "imdb.tar.gz"))).tuning
+    storage = tuning.open_storage(str(tmp_path / "optuna.journal"), settings)
+    study = optuna.create_study(study_name="lstm-demo", storage=storage, direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"learning_rate": 0.01}, value=0.8,
+                    distributions={"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1)}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, intermediate_values={1: 0.5}))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DVC_ROOT", "IMDBCLF_TUNING_STORAGE")}
+    env["PYTHONPATH"] = str(REPO)
+    server = subprocess.Popen([sys.executable, "-m", "imdbclf", "optuna-ui", "--port", str(port)], cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        assert line == f"studies in {tmp_path / 'optuna.journal'}: http://127.0.0.1:{port}/dashboard\n"
+        api = f"http://127.0.0.1:{port}/api/studies"
+        for _ in range(600):  # the server's start, not a timing: it answers once it listens
+            try:
+                with urllib.request.urlopen(api, timeout=60) as response:
+                    studies = json.loads(response.read())["study_summaries"]
+                break
+            except OSError:
+                assert server.poll() is None, "optuna-ui exited"
+                time.sleep(0.2)
+        assert [s["study_name"] for s in studies] == ["lstm-demo"]
+        with urllib.request.urlopen(f"{api}/{studies[0]['study_id']}", timeout=60) as response:
+            trials = json.loads(response.read())["trials"]
+        assert [t["state"] for t in trials] == ["Complete", "Pruned"]
+    finally:
+        server.kill()
+        server.wait()

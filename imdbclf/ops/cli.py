@@ -12,6 +12,8 @@
       into TF Hub-format OUT_DIR/preprocessor and OUT_DIR/encoder, usable as handles in params.yaml
   python -m imdbclf ui [--host H] [--port P]   print the link to the experiment's runs, then start
       `mlflow ui` on the pipeline's store (`make mlflow-ui`); against a tracking server, only the link
+  python -m imdbclf optuna-ui [--host H] [--port P]   print the link, then start optuna-dashboard on the
+      tuning storage (`make optuna-ui`): the studies' history, parallel coordinates, pruned trials
   python -m imdbclf services up|down|env   the team's PostgreSQL + mlflow server (`make services`;
       flags: python -m imdbclf services --help)
   python -m imdbclf cache [--clear [NAME ...]]   the disk used by the caches (tokenized splits, TF Hub
@@ -80,13 +82,31 @@ def ui(host: str, port: int) -> None:
     if uri.startswith(("http://", "https://")):
         print(f"runs of {p.tracking.experiment}: {tracking.runs_link(uri, experiment_id)}")
         return
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    shown = f"[{shown}]" if ":" in shown else shown
-    print(f"runs of {p.tracking.experiment}: {tracking.runs_link(f'http://{shown}:{port}', experiment_id)}",
-          flush=True)
+    print(f"runs of {p.tracking.experiment}: {tracking.runs_link(_address(host, port), experiment_id)}", flush=True)
     os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,  # this venv's
                               "--default-artifact-root", str(tracking.artifact_root(uri)), "--host", host,
                               "--port", str(port)])
+
+
+def _address(host: str, port: int) -> str:
+    """The link a browser on this machine opens for a server listening on host:port."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+
+
+def optuna_ui(host: str, port: int) -> None:
+    """Print the link, then serve optuna-dashboard on the tuning storage (the journal file or the team's
+    database, whichever the stages use): every model's studies, their history, parallel coordinates,
+    the pruned trials' curves."""
+    from optuna_dashboard import run_server
+
+    from imdbclf import params, tuning
+
+    p = params.load()
+    url = tuning.storage_url(p.tuning)
+    storage = tuning.open_storage(url, p.tuning)
+    print(f"studies in {tuning.shown(url)}: {_address(host, port)}/dashboard", flush=True)
+    run_server(storage, host=host, port=port)
 
 
 @exit_on_user_error
@@ -123,6 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     show = commands.add_parser("ui", help="print the link to the experiment's runs, then start `mlflow ui`")
     show.add_argument("--host", default="127.0.0.1", help="address for `mlflow ui` to listen on (default: %(default)s)")
     show.add_argument("--port", type=int, default=5000, help="its port (default: %(default)s)")
+    dashboard = commands.add_parser("optuna-ui", help="print the link, then start optuna-dashboard on the tuning "
+                                    "storage")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    dashboard.add_argument("--port", type=int, default=8080, help="its port (default: %(default)s)")
     cache = commands.add_parser("cache", help="show the caches' sizes; --clear frees them")
     cache.add_argument("--clear", nargs="*", metavar="NAME",
                        help="delete these caches (all that may be freed when none is named); not while a stage runs")
@@ -146,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.command == "ui":
         ui(args.host, args.port)
+        return
+    if args.command == "optuna-ui":
+        optuna_ui(args.host, args.port)
         return
 
     if args.command == "tune-worker":
