@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -14,6 +15,8 @@ import pandas as pd
 
 from imdbclf import crashpoints
 from imdbclf.errors import UserError
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @contextlib.contextmanager
@@ -29,6 +32,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp
         crashpoints.reached(f"write:{path.name}")
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno in DISK_FULL:
+            raise UserError(f"{path}: {os.strerror(err.errno).lower()} while writing it: free some space and "
+                            "rerun (the previous file, if any, is untouched)") from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -48,6 +50,20 @@ def interrupt_exit_code(err: KeyboardInterrupt) -> int:
     return getattr(err, "exit_code", 128 + signal.SIGINT)
 
 
+def disk_full(err: BaseException) -> str | None:
+    """The one line for a write that failed because the disk is full, wherever in the libraries it
+    happened (a file, MLflow's SQLite store, DVC), looking through the exceptions it caused; else None."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" writing {seen.filename}" if seen.filename else ""
+            return f"{os.strerror(seen.errno).lower()}{where}: free some space and rerun"
+        if "database or disk is full" in str(seen):
+            return "the disk is full (the MLflow store could not be written): free some space and rerun"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
@@ -70,5 +86,10 @@ def exit_on_user_error(main: F) -> F:
         except KeyboardInterrupt as err:
             print("interrupted", file=sys.stderr)
             raise SystemExit(interrupt_exit_code(err)) from None
+        except Exception as err:
+            if (full := disk_full(err)) is None:
+                raise
+            print(f"error: {full}", file=sys.stderr)
+            raise SystemExit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -10,6 +10,9 @@ promotes its champion, a queued experiment's report does not (`python -m imdbclf
 
 from __future__ import annotations
 
+import json
+import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,11 +20,13 @@ import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
-from imdbclf import serving
+from imdbclf import integrity, serving
 from imdbclf.errors import UserError
 from imdbclf.tracking.store import with_retries
 
 ALIAS = "champion"
+# written by MLflow into a registered version's download (its name and version as YAML), not by us
+DOWNLOAD_META = ("registered_model_meta",)
 
 
 def champion_name(prefix: str) -> str:
@@ -36,6 +41,49 @@ def tag_version(name: str, version: str | int, tags: Mapping[str, str]) -> None:
     client = MlflowClient()
     for key, value in tags.items():
         with_retries(lambda k=key, v=value: client.set_model_version_tag(name, str(version), k, v))
+
+
+def register(model_dir: Path, name: str, tags: Mapping[str, str]) -> str:
+    """Log the saved family in `model_dir` as a pyfunc, register it as a new version of `name` and tag the
+    version with `tags` and the md5 of every file of the logged model (`integrity.TAG`: the registry's
+    record, which `load_verified` checks the artifacts against). Returns the version."""
+    info = with_retries(lambda: serving.log_model(model_dir, name))
+    with tempfile.TemporaryDirectory(prefix="imdbclf-logged-") as tmp:
+        logged = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=tmp)
+        manifest = json.dumps(integrity.digests(Path(logged), DOWNLOAD_META), sort_keys=True)
+    tag_version(name, info.registered_model_version, {**tags, integrity.TAG: manifest})
+    return str(info.registered_model_version)
+
+
+def _version_of(uri: str) -> ModelVersion:
+    """The version a models:/<name>@<alias> or models:/<name>/<version> URI names."""
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
+    if not match:
+        raise UserError(f"{uri}: only a registered version (models:/<name>@<alias> or models:/<name>/<version>) "
+                        "can be checked before loading; another model needs --trust")
+    name, alias, number = match.groups()
+    client = MlflowClient()
+    try:
+        return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+    except mlflow.exceptions.MlflowException as err:
+        raise UserError(f"cannot load model {uri}: {str(err).splitlines()[0]}") from None
+
+
+def download_verified(uri: str, dst: Path) -> Path:
+    """The registered version `uri` downloaded into `dst`, after each of its files matched the md5 its
+    `integrity.TAG` tag records (written when it was registered); a mismatch or a version without the tag
+    stops in one line, and nothing of it is loaded."""
+    version = _version_of(uri)
+    where = f"{version.name} version {version.version}"
+    if integrity.TAG not in version.tags:
+        raise UserError(f"{where} has no {integrity.TAG} tag (registered before models were checked): its files "
+                        "cannot be checked, so it is not loaded; register it again (its retrain stage, then "
+                        "`python -m imdbclf promote`)")
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{version.name}/{version.version}",
+                                                     dst_path=str(dst)))
+    integrity.verify(local, json.loads(version.tags[integrity.TAG]), f"the {integrity.TAG} tag of {where}",
+                     DOWNLOAD_META)
+    return local
 
 
 def find_version(prefix: str, model: str, version: int | None = None, experiment: str | None = None) -> ModelVersion:
@@ -75,9 +123,12 @@ def ensure_registered(name: str, version: str | int | None, model_dir: Path) -> 
     if version_exists(name, version):
         return str(version)
     print(f"registry: {name} version {version} is not in the MLflow store; registering {model_dir} again")
-    info = with_retries(lambda: serving.log_model(model_dir, name))
-    tag_version(name, info.registered_model_version, {"registered_again_from": model_dir.as_posix()})
-    return str(info.registered_model_version)
+    expected = integrity.dvc_digests(model_dir, Path.cwd())  # DVC's copy, as DVC recorded it
+    if expected is None:
+        raise UserError(f"{model_dir}: no {integrity.LOCK_FILE} output holds it, so it is not registered again: "
+                        "run `dvc repro`")
+    integrity.verify(model_dir, expected, f"{integrity.LOCK_FILE} (through DVC's cache)")
+    return register(model_dir, name, {"registered_again_from": model_dir.as_posix()})
 
 
 def promote(prefix: str, model: str, version: int | None = None, experiment: str | None = None) -> ModelVersion:

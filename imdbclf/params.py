@@ -7,8 +7,9 @@ grid) are validated against the family's settings (`imdbclf.settings`, no Tensor
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,15 +17,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from imdbclf import settings
 from imdbclf.errors import PARAMS_FILE, UserError, format_validation_error
 
+MAX_PARAMS_BYTES = 1 << 20  # params.yaml is a page of settings; a bigger file is not one
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what NumPy, TensorFlow and scikit-learn accept
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataParams(Section):
-    source: str
+    source: str = Field(min_length=1)
     sha256: str | None = None
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0)  # each read of a download
+    # Limits that a broken or hostile source hits long before the machine's memory or disk does.
+    max_download_mb: float = Field(1024, gt=0)
+    max_download_s: float = Field(3600, gt=0)
+    max_unpacked_mb: float = Field(2048, gt=0)  # the archive's members together, unpacked
+    max_file_mb: float = Field(16, gt=0)  # one member (a review, a movie list)
+    max_review_chars: int = Field(100_000, gt=0)
+
+    @field_validator("source")
+    @classmethod
+    def _not_blank(cls, source: str) -> str:
+        if not source.strip():
+            raise ValueError("is empty: give the archive's URL, a local .tar.gz or a directory")
+        return source
 
 
 class SplitParams(Section):
@@ -32,7 +49,7 @@ class SplitParams(Section):
     # movie: no movie has reviews in both train and validation (as the official test set is built);
     # none: reviews are split one by one.
     group_by: Literal["movie", "none"] = "movie"
-    seed: int = 42
+    seed: Seed = 42
     # Stratified subsamples, for quick runs on small machines; null keeps the whole split.
     max_train: int | None = Field(None, gt=0)
     max_val: int | None = Field(None, gt=0)
@@ -95,11 +112,11 @@ class TuneParams(Section):
     pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
     pruner_args: dict[str, Any] = Field(default_factory=dict)
     # local worker processes; auto: one per GPU, or one on a CPU-only machine
-    workers: int | Literal["auto"] = "auto"
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = "auto"
     epochs: int = Field(1, gt=0)  # a family that fits in one pass (TF-IDF) has one epoch whatever this says
     # Trials may train on a stratified subsample of the training split (null: all of it).
     max_train: int | None = Field(None, gt=0)
-    seed: int = 0
+    seed: Seed = 0
     grid: dict[str, list[Any]]
 
     @model_validator(mode="after")
@@ -111,15 +128,13 @@ class TuneParams(Section):
                 raise ValueError(f"grid.{key} must be a non-empty list")
         if self.strategy == "tpe" and self.n_trials is None:
             raise ValueError("strategy tpe needs n_trials")
-        if isinstance(self.workers, int) and self.workers < 1:
-            raise ValueError("workers must be at least 1 (or auto)")
         return self
 
 
 class RetrainParams(Section):
     epochs: int = Field(1, gt=0)
     patience: int = Field(3, ge=0)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
 
 
 class ModelParams(Section):
@@ -132,15 +147,22 @@ class ModelParams(Section):
 
 
 class EvaluateParams(Section):
-    batch_size: int = Field(256, gt=0)
+    batch_size: int = Field(256, gt=0, le=65536)
     examples: list[str] = Field(default_factory=list)
 
 
 class ReportParams(Section):
-    bootstrap_samples: int = Field(2000, gt=0)
+    bootstrap_samples: int = Field(2000, gt=0, le=100_000)
     confidence: float = Field(0.95, gt=0, lt=1)
-    seed: int = 0
+    seed: Seed = 0
     worst_examples: int = Field(10, ge=0)
+
+
+class ServingParams(Section):
+    """`python -m imdbclf serve`: what one request may cost, and what an error answer may say."""
+
+    max_request_mb: float = Field(16, gt=0, le=1024)  # a bigger body is answered 413 before it is read whole
+    max_error_chars: int = Field(300, ge=40, le=10_000)  # an error's message: one line, cut to this
 
 
 class Params(Section):
@@ -152,6 +174,7 @@ class Params(Section):
     compute: ComputeParams = ComputeParams()
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
+    serving: ServingParams = ServingParams()
     model_sections: dict[str, ModelParams] = Field(default_factory=dict)
 
     @field_validator("models")
@@ -200,9 +223,32 @@ def load(path: str | Path = PARAMS_FILE) -> Params:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: not found (run from the repository root)")
+    if path.stat().st_size > MAX_PARAMS_BYTES:
+        raise UserError(f"{path}: {path.stat().st_size:,} bytes, more than a params file's {MAX_PARAMS_BYTES:,}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader without aliases
     except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+        raise UserError(f"{path}: not valid YAML: {' '.join(str(err).split())[:300]}") from None
     return parse(raw or {})
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing aliases (`*name`): params.yaml needs none, and nested aliases expand
+    exponentially (a 2 kB "billion laughs" file is gigabytes once expanded)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"an alias (*{event.anchor}) is not allowed here",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
+# YAML 1.2's floats, as DVC writes them (`dvc exp run -S lr=0.00005` writes 5e-05): PyYAML follows YAML
+# 1.1, which reads a float without a dot as a string.
+NoAliasLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$"
+               r"|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."))
 

@@ -4,6 +4,7 @@ reviews scored. The saved models are scored on validation too: those numbers mus
 retrain reported for the best epoch."""
 
 import argparse
+from pathlib import Path
 
 import pandas as pd
 
@@ -21,7 +22,7 @@ def main(model: str) -> str:
         tracking.log_datasets(tracking.split_datasets(test, val))  # scored on test; val: the saved model's check
         per_seed, test_proba, val_proba = [], {}, {}
         for seed in seeds:
-            family = families.load(outputs.seed_dir(model, seed))
+            family = families.load_verified(outputs.seed_dir(model, seed), Path.cwd())  # as DVC recorded it
             scores, test_proba[seed], val_proba[seed] = evaluation.score_seed(family, test, val,
                                                                                p.evaluate.batch_size, seed)
             per_seed.append(scores)

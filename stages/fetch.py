@@ -7,8 +7,9 @@ from imdbclf.ops.stage import stage
 @stage("fetch")
 def main() -> str:
     p = params.load()
-    with tracking.stage_run(p, "fetch", {"data": p.data.model_dump()}):
-        count = data.fetch(p.data.source, outputs.RAW, p.data.sha256, p.data.timeout_s)
+    logged = {**p.data.model_dump(), "source": data.shown(p.data.source)}  # no password in MLflow
+    with tracking.stage_run(p, "fetch", {"data": logged}):
+        count = data.fetch(p.data.source, outputs.RAW, p.data.sha256, p.data.timeout_s, data.Limits.of(p.data))
         tracking.log_metrics({"reviews": count})
     return f"{count} labelled reviews in {outputs.RAW}/"
 

@@ -5,9 +5,8 @@ and logs the first seed's model to MLflow as a pyfunc registered as `<prefix><mo
 """
 
 import argparse
-import functools
 
-from imdbclf import atomic, data, families, model_registry, outputs, params, retraining, serving, tracking
+from imdbclf import atomic, data, families, model_registry, outputs, params, retraining, tracking
 from imdbclf.ops import cpu_guard
 from imdbclf.ops.stage import stage
 
@@ -38,11 +37,9 @@ def main(model: str) -> str:
             if len(runs) == 1:  # the first seed's curves and model are the ones shown and registered
                 atomic.write_csv(retraining.history_frame(history), outputs.history(model))
                 tracking.log_artifact(outputs.history(model))
-                info = tracking.with_retries(functools.partial(  # a busy embedded store is retried
-                    serving.log_model, outputs.seed_dir(model, seed), registered))
-                tags = tracking.run_tags(f"retrain@{model}")
-                model_registry.tag_version(registered, info.registered_model_version, tags)
-        summary = retraining.summary(best["config"], runs, registered, info.registered_model_version)
+                version = model_registry.register(outputs.seed_dir(model, seed), registered,
+                                                  tracking.run_tags(f"retrain@{model}"))
+        summary = retraining.summary(best["config"], runs, registered, version)
         atomic.write_json(outputs.retrain_metrics(model), summary)
         tracking.log_metrics({k: v for k, v in summary.items() if k in ("val_accuracy", "train_seconds")})
     return f"val_accuracy {summary['val_accuracy']:.4f}; registered {registered} version {summary['model_version']}"

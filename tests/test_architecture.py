@@ -38,7 +38,7 @@ def test_importing_the_core_and_the_stages_changes_no_environment_variable_warni
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
         for library in ("numpy", "pandas", "scipy.stats", "sklearn.linear_model", "matplotlib.figure", "mlflow",
                         "mlflow.pyfunc", "optuna", "sqlalchemy", "pydantic", "yaml", "requests", "psutil", "tqdm",
-                        "tensorflow", "tf_keras", "tensorflow_hub", "tensorflow_text", "joblib"):
+                        "tensorflow", "tf_keras", "tensorflow_hub", "tensorflow_text", "skops.io"):
             importlib.import_module(library)
         del os.environ["TF_USE_LEGACY_KERAS"]  # so that a module of ours setting it on import is caught
         def state():

@@ -266,8 +266,8 @@ def test_predict_on_half_a_saved_model_is_one_error_line(tmp_path, saved_lstm):
     model = tmp_path / "seed_0"
     shutil.copytree(saved_lstm, model)
     DAMAGE["half the weights"](model)
-    result = subprocess.run([sys.executable, "-m", "imdbclf", "predict", "--model", str(model), "a fine film"],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run([sys.executable, "-m", "imdbclf", "predict", "--model", str(model), "--trust",
+                             "a fine film"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {model}: incomplete"), result.stderr[-2000:]
@@ -344,3 +344,42 @@ def test_trials_that_differ_only_in_c_share_one_vocabulary_and_match_a_fresh_fit
     assert fresh_history == fitted[1][1]
     np.testing.assert_array_equal(fresh.predict_proba(val.texts), fitted[1][0].predict_proba(val.texts))
     assert fitted[0][0].predict_proba(val.texts).tolist() != fitted[1][0].predict_proba(val.texts).tolist()
+
+
+class Planted:
+    """What an attacker plants: loading it runs a command (here: touching a marker file)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_tfidf_model_loads_neither_a_pickle_nor_an_untrusted_type(tmp_path, params_dict):
+    import joblib
+    import skops.io
+
+    from imdbclf.families import tfidf_logreg
+
+    section = params.parse(params_dict).model("tfidf_logreg")
+    family = families.create("tfidf_logreg", section)
+    train, val = splits()
+    family.fit(train, val, families.hyperparameters("tfidf_logreg", section, {"C": 1.0, "ngram_max": 1, "min_df": 1}),
+               families.FitOptions(epochs=1))
+    family.save(tmp_path / "model")
+    reloaded = families.load(tmp_path / "model")
+    np.testing.assert_allclose(reloaded.predict_proba(val.texts), family.predict_proba(val.texts))
+    marker = tmp_path / "marker"
+
+    skops.io.dump({"pipeline": Planted(marker)}, tmp_path / "model" / tfidf_logreg.PIPELINE_FILE)
+    with pytest.raises(UserError, match=r"pipeline\.skops: holds types outside the trusted list "
+                                        r"\(tests\.test_families\.Planted\): refusing to load it"):
+        families.load(tmp_path / "model")
+    (tmp_path / "model" / tfidf_logreg.PIPELINE_FILE).unlink()
+    joblib.dump(Planted(marker), tmp_path / "model" / tfidf_logreg.PICKLED)  # where older versions kept it
+    with pytest.raises(UserError, match=r"pipeline\.joblib: a pickle .* not loaded"):
+        families.load(tmp_path / "model")
+    assert not marker.exists()

@@ -60,3 +60,11 @@ def test_bad_params_name_the_key(params_dict, mutate, message):
 def test_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
         params.load(tmp_path / "params.yaml")
+
+
+def test_floats_as_dvc_writes_them_are_floats(tmp_path):
+    """`dvc exp run -S 'lstm.tune.grid.learning_rate=[0.0001,0.00005]'` writes `[0.0001, 5e-05]`: YAML
+    1.2 floats, which YAML 1.1 (PyYAML) would read as the string '5e-05'."""
+    path = tmp_path / "params.yaml"
+    path.write_text("a: [0.0001, 5e-05, 1e12, 3, .5, -2.5E-3]\n")
+    assert params.yaml.load(path.read_text(), Loader=params.NoAliasLoader) == {"a": [1e-4, 5e-5, 1e12, 3, 0.5, -2.5e-3]}

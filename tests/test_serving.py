@@ -155,7 +155,7 @@ def test_the_logged_model_has_lean_requirements_and_only_its_code(logged, tmp_pa
     local = Path(mlflow.artifacts.download_artifacts(logged.model_uri, dst_path=str(tmp_path / "model")))
     requirements = (local / "requirements.txt").read_text().split()
     pinned = serving.pinned()
-    for name in ("mlflow", "scikit-learn", "joblib", "numpy", "pandas", "pydantic"):
+    for name in ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "pydantic"):
         assert pinned[name] in requirements, name
     assert not names(requirements) & {serving.canonical(n) for n in (*UNNEEDED, "tensorflow", "tf-keras")}
     code = {p.relative_to(local / "code").as_posix() for p in (local / "code").rglob("*.py")}
@@ -181,3 +181,117 @@ def test_predict_cli_prints_label_and_sentiment(logged, tmp_path):
     rows = json.loads(subprocess.run([*cli, "--json"], cwd=REPO, capture_output=True, text=True, check=True).stdout)
     assert [set(row) for row in rows] == [{"text", "probability", "label", "sentiment"}] * 2
     assert [(row["label"], row["sentiment"]) for row in rows] == [(1, "positive"), (0, "negative")]
+
+
+@pytest.fixture
+def registered(logged, tmp_path):
+    """The `logged` family's directory registered as the retrain stage registers it: a version tagged
+    with the md5 of every file of the logged model."""
+    from imdbclf import model_registry
+
+    experiment = mlflow.MlflowClient().get_experiment_by_name("serving").experiment_id
+    with mlflow.start_run(experiment_id=experiment):
+        version = model_registry.register(tmp_path / "family", "imdb-tiny", {"dvc.stage": "retrain@tiny"})
+    return "imdb-tiny", version
+
+
+def test_a_registered_version_is_loaded_only_as_it_was_registered(registered, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from imdbclf import integrity, model_registry
+    from imdbclf.errors import UserError
+    from tests.test_families import Planted
+
+    name, version = registered
+    manifest = json.loads(MlflowClient().get_model_version(name, version).tags[integrity.TAG])
+    assert {"MLmodel", "python_model.pkl", "artifacts/family/pipeline.skops"} <= set(manifest)
+    local = model_registry.download_verified(f"models:/{name}/{version}", tmp_path / "ok")
+    assert mlflow.pyfunc.load_model(str(local)).predict(pd.DataFrame({"text": ["a great film"]})).shape == (1, 3)
+
+    # the store's copy of python_model.pkl (a pickle MLflow loads) replaced by one that runs a command
+    marker = tmp_path / "marker"
+    for stored in (tmp_path / "artifacts").rglob("python_model.pkl"):
+        stored.write_bytes(__import__("pickle").dumps(Planted(marker)))
+    with pytest.raises(UserError) as err:
+        model_registry.download_verified(f"models:/{name}/{version}", tmp_path / "planted")
+    assert f"python_model.pkl: md5 {integrity.md5_of(stored)}, but the {integrity.TAG} tag of {name} version " \
+           f"{version} records {manifest['python_model.pkl']}: the model is not loaded" in str(err.value)
+    assert not marker.exists()
+
+
+def test_a_version_without_its_digest_tag_is_not_loaded(registered, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from imdbclf import integrity, model_registry
+    from imdbclf.errors import UserError
+
+    name, version = registered
+    MlflowClient().delete_model_version_tag(name, version, integrity.TAG)
+    with pytest.raises(UserError, match=rf"{name} version {version} has no {integrity.TAG} tag .* not loaded"):
+        model_registry.download_verified(f"models:/{name}/{version}", tmp_path / "x")
+
+
+class Answer:
+    def __init__(self, status: int, body: bytes):
+        self.status_code, self.body = status, body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def asgi_post(app, body: bytes | str, content_type: str) -> Answer:
+    """One POST /invocations through an ASGI app, in process (what uvicorn does for a request)."""
+    import asyncio
+
+    body = body.encode() if isinstance(body, str) else body
+    scope = {"type": "http", "method": "POST", "path": "/invocations", "raw_path": b"/invocations",
+             "query_string": b"", "headers": [(b"content-type", content_type.encode()),
+                                               (b"content-length", str(len(body)).encode())],
+             "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 5001), "client": ("127.0.0.1", 1),
+             "root_path": "", "asgi": {"version": "3.0"}}
+    chunks = [body[i:i + (64 << 10)] for i in range(0, len(body), 64 << 10)] or [b""]
+    sent = []
+
+    async def receive():
+        chunk = chunks.pop(0) if chunks else b""
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return Answer(status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+
+
+@pytest.fixture
+def guarded(logged):
+    """The app `python -m imdbclf serve` runs: MLflow's scoring app for the model, behind the guard; the
+    request size limit declared (Content-Length) and, for a client that does not declare it, counted."""
+    from mlflow.pyfunc import scoring_server
+
+    from imdbclf.ops.scoring import Guard
+
+    return Guard(scoring_server.init(mlflow.pyfunc.load_model(logged.model_uri)), max_request_bytes=1 << 20,
+                 max_error_chars=300)
+
+
+def test_the_guarded_server_scores_and_answers_abuse_in_one_short_line(guarded):
+    ok = asgi_post(guarded, json.dumps({"dataframe_records": [{"text": "a great film"}]}), "application/json")
+    assert ok.status_code == 200 and len(ok.json()["predictions"]) == 1
+    big = json.dumps({"dataframe_records": [{"text": "x" * (2 << 20)}]})
+    bad = {
+        "too large": asgi_post(guarded, big, "application/json"),
+        "invalid": asgi_post(guarded, "{" + "x" * 500_000, "application/json"),
+        "nested": asgi_post(guarded, "[" * 200_000 + "]" * 200_000, "application/json"),
+        "malformed csv": asgi_post(guarded, 'text\n"unterminated\n', "text/csv"),
+    }
+    assert {k: r.status_code for k, r in bad.items()} == {"too large": 413, "invalid": 400, "nested": 400,
+                                                          "malformed csv": 400}
+    for name, answer in bad.items():
+        error = answer.json()
+        assert set(error) == {"error_code", "message"}, (name, error)  # no stack_trace
+        assert "\n" not in error["message"] and len(error["message"]) <= 300, (name, error)
+        assert "xxxxxxxxxx" not in error["message"], name  # the body is never echoed
+    assert "over the limit of 1,048,576 (serving.max_request_mb" in bad["too large"].json()["message"]
+    assert bad["nested"].json()["message"] == "the JSON body is nested too deeply"

@@ -19,8 +19,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from imdbclf import crashpoints
-from imdbclf.data.archive import check_member, decode_utf8, looks_like_html, write_file
-from imdbclf.data.download import download, is_url, sha256_of
+from imdbclf.data.archive import NO_LIMITS, Budget, Limits, check_member, decode_utf8, looks_like_html, write_file
+from imdbclf.data.download import download, is_url, sha256_of, shown
 from imdbclf.errors import UserError
 
 SPLITS = ("train", "test")
@@ -32,32 +32,35 @@ URLS = re.compile(r"^(?:.*/)?(train|test)/(urls_(?:pos|neg)\.txt)$")
 MOVIE_ID = re.compile(r"/title/(tt\d+)")
 
 
-def extract_archive(archive: Path, out: Path, name: str | None = None) -> int:
+def extract_archive(archive: Path, out: Path, name: str | None = None, limits: Limits = NO_LIMITS) -> int:
     """Copy the labelled reviews of an aclImdb tar.gz into `out/<split>/<class>/`; return the count.
     `name` is what messages call the archive (the URL of a download, not its temp file)."""
     name = name or str(archive)
-    count = 0
+    count, budget = 0, Budget(limits, name)
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tqdm(tar, desc="extract", unit=" files", mininterval=1.0):
                 check_member(name, member)
+                budget.take(member.name, member.size)  # every member's bytes are unpacked, kept or not
                 folder = CLASS_FOLDER.match(member.name)
                 if folder and member.isdir():  # so that an empty class folder is reported as such
                     (out / folder[1] / folder[2]).mkdir(parents=True, exist_ok=True)
                 match = REVIEW.match(member.name) or URLS.match(member.name)
                 if not (match and member.isfile()):
                     continue
-                raw = tar.extractfile(member).read()
-                write_file(out, match.groups(), decode_utf8(raw, f"{name}:{member.name}"))
-                count += len(match.groups()) == 3
+                where = f"{name}:{member.name}"
+                text = decode_utf8(tar.extractfile(member).read(), where)
+                review = len(match.groups()) == 3
+                write_file(out, match.groups(), budget.review(text, where) if review else text)
+                count += review
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         html = " (the server sent a web page, e.g. an error or login page)" if looks_like_html(archive) else ""
         raise UserError(f"{name}: not a readable gzip tar archive{html} ({err})") from None
     return count
 
 
-def copy_directory(source: Path, out: Path) -> int:
-    count = 0
+def copy_directory(source: Path, out: Path, limits: Limits = NO_LIMITS) -> int:
+    count, budget = 0, Budget(limits, str(source))
     for folder in source.rglob("*"):
         match = CLASS_FOLDER.match(folder.relative_to(source).as_posix())
         if match and folder.is_dir() and not folder.is_symlink():
@@ -67,8 +70,11 @@ def copy_directory(source: Path, out: Path) -> int:
         match = REVIEW.match(relative) or URLS.match(relative)
         if not match or path.is_symlink():
             continue
-        write_file(out, match.groups(), decode_utf8(path.read_bytes(), str(path)))
-        count += len(match.groups()) == 3
+        budget.take(relative, path.stat().st_size)
+        text = decode_utf8(path.read_bytes(), str(path))
+        review = len(match.groups()) == 3
+        write_file(out, match.groups(), budget.review(text, str(path)) if review else text)
+        count += review
     return count
 
 
@@ -82,9 +88,10 @@ def check_layout(root: Path, source: str) -> None:
                 raise UserError(f"{source}: empty class folder aclImdb/{split}/{label}/")
 
 
-def fetch(source: str, out: Path, sha256: str | None = None, timeout_s: float = 60.0) -> int:
+def fetch(source: str, out: Path, sha256: str | None = None, timeout_s: float = 60.0,
+          limits: Limits = NO_LIMITS) -> int:
     """Materialise the labelled reviews of `source` in `out`, atomically; return the review count."""
-    out = Path(out)
+    out, name = Path(out), shown(source)
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f".{out.name}-*"):  # staging left by a fetch that was killed
         shutil.rmtree(stale, ignore_errors=True)
@@ -93,27 +100,35 @@ def fetch(source: str, out: Path, sha256: str | None = None, timeout_s: float = 
         staged = tmp / "reviews"
         if is_url(source):
             archive = tmp / "archive.tar.gz"
-            download(source, archive, timeout_s)
+            download(source, archive, timeout_s, limits.download_mb, limits.download_s)
         else:
             archive = Path(source).expanduser()
             if not archive.exists():
                 raise UserError(f"data.source: {source}: no such file or directory")
+            if archive.is_dir() and _overlaps(archive, out):
+                raise UserError(f"data.source: {source} is the pipeline's own {out} (or holds it): give the "
+                                "archive's URL, a .tar.gz or a directory of your reviews")
         if sha256 and archive.is_file():
             actual = sha256_of(archive)
             if actual.lower() != sha256.lower():
-                raise UserError(f"{source}: sha256 mismatch: expected {sha256}, got {actual}")
+                raise UserError(f"{name}: sha256 mismatch: expected {sha256}, got {actual}")
         elif sha256:
             raise UserError(f"data.sha256 is set but {source} is a directory, not an archive")
         if archive.is_dir():
-            count = copy_directory(archive, staged)
+            count = copy_directory(archive, staged, limits)
         else:
-            count = extract_archive(archive, staged, source)
-        check_layout(staged, source)
+            count = extract_archive(archive, staged, name, limits)
+        check_layout(staged, name)
         crashpoints.reached("fetch.staged")
         if out.exists():
             shutil.rmtree(out)
         staged.rename(out)
     return count
+
+
+def _overlaps(source: Path, out: Path) -> bool:
+    source, out = source.resolve(), out.resolve()
+    return source == out or source in out.parents or out in source.parents
 
 
 def movie_ids(raw: Path, split: str, label: str, required: bool) -> list[str] | None:

@@ -4,9 +4,57 @@ that is UTF-8; what an archive member or file is to become is decided by the cal
 from __future__ import annotations
 
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from imdbclf.errors import UserError
+
+MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much a source may hold (params.yaml's data.max_*): a broken or hostile archive stops in one
+    line long before the machine's memory or disk does. None: no limit."""
+
+    download_mb: float | None = None
+    download_s: float | None = None
+    unpacked_mb: float | None = None
+    file_mb: float | None = None
+    review_chars: int | None = None
+
+    @classmethod
+    def of(cls, settings) -> Limits:
+        """From params.yaml's `data:` section (its max_* keys)."""
+        return cls(download_mb=settings.max_download_mb, download_s=settings.max_download_s,
+                   unpacked_mb=settings.max_unpacked_mb, file_mb=settings.max_file_mb,
+                   review_chars=settings.max_review_chars)
+
+
+NO_LIMITS = Limits()
+
+
+class Budget:
+    """Counts the bytes of a source's files as they are read, against `Limits`."""
+
+    def __init__(self, limits: Limits, source: str):
+        self.limits, self.source, self.unpacked = limits, source, 0
+
+    def take(self, name: str, size: int) -> None:
+        """Before reading a file of `size` bytes."""
+        file_mb, unpacked_mb = self.limits.file_mb, self.limits.unpacked_mb
+        if file_mb and size > file_mb * MB:
+            raise UserError(f"{self.source}: {name} is {size / MB:,.1f} MB unpacked, more than data.max_file_mb "
+                            f"({file_mb:g})")
+        self.unpacked += size
+        if unpacked_mb and self.unpacked > unpacked_mb * MB:
+            raise UserError(f"{self.source}: more than data.max_unpacked_mb ({unpacked_mb:g}) unpacked, at {name}")
+
+    def review(self, text: str, where: str) -> str:
+        if self.limits.review_chars and len(text) > self.limits.review_chars:
+            raise UserError(f"{where}: a review of {len(text):,} characters, more than data.max_review_chars "
+                            f"({self.limits.review_chars:,})")
+        return text
 
 
 def looks_like_html(path: Path) -> bool:

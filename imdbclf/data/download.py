@@ -1,17 +1,34 @@
-"""A source URL streamed to a file with a progress bar, and the checksum of a file."""
+"""A source URL streamed to a file with a progress bar, within a size and a time limit; the checksum of
+a file; a URL as it may be printed or logged (without the password it may carry)."""
 
 from __future__ import annotations
 
 import hashlib
+import time
+import urllib.parse
 from pathlib import Path
 
 from tqdm import tqdm
 
 from imdbclf.errors import UserError
 
+MB = 1 << 20
+
 
 def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
+
+
+def shown(source: str) -> str:
+    """`source` with any user:password@ of a URL removed: what errors and MLflow params may contain."""
+    if not is_url(source):
+        return source
+    parts = urllib.parse.urlsplit(source)
+    if parts.username is None and parts.password is None:
+        return source
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
 
 
 def sha256_of(path: Path) -> str:
@@ -22,23 +39,38 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest: Path, timeout_s: float) -> None:
-    """Stream `url` to `dest` with a progress bar; `dest` appears only when complete."""
+def download(url: str, dest: Path, timeout_s: float, max_mb: float | None = None,
+             max_s: float | None = None) -> None:
+    """Stream `url` to `dest` with a progress bar; `dest` appears only when complete. `timeout_s` bounds
+    each read; `max_mb` and `max_s` the whole download (a body without end, a server sending a byte now
+    and then): past either, it stops in one line and leaves nothing."""
     import requests
 
-    tmp = dest.with_name(dest.name + ".part")
+    name, tmp = shown(url), dest.with_name(dest.name + ".part")
+    started = time.monotonic()
     try:
         with requests.get(url, stream=True, timeout=timeout_s) as response:
             response.raise_for_status()
             total = int(response.headers.get("content-length", 0)) or None
+            if max_mb and total and total > max_mb * MB:
+                raise UserError(f"data.source: {name} is {total / MB:,.0f} MB, more than data.max_download_mb "
+                                f"({max_mb:g})")
             with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc="download") as bar:
-                for chunk in response.iter_content(chunk_size=1 << 20):
+                # read1: whatever has arrived (at most 1 MB), so that the limits are checked between reads
+                while chunk := response.raw.read1(MB, decode_content=True):
                     f.write(chunk)
                     bar.update(len(chunk))
+                    if max_mb and bar.n > max_mb * MB:
+                        raise UserError(f"data.source: {name}: the download passed data.max_download_mb "
+                                        f"({max_mb:g}) and was stopped")
+                    if max_s and time.monotonic() - started > max_s:
+                        raise UserError(f"data.source: {name}: the download took longer than "
+                                        f"data.max_download_s ({max_s:g} s) and was stopped, at {bar.n / MB:,.1f} MB")
         tmp.replace(dest)
     except requests.RequestException as err:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"data.source: cannot download {url}: {type(err).__name__}: {err}") from None
+        reason = str(err).replace(url, name)
+        raise UserError(f"data.source: cannot download {name}: {type(err).__name__}: {reason}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -15,9 +15,11 @@ from imdbclf.families.registry import (
            family_class,
            family_module,
            load,
+           load_verified,
            saved_family,
 )
 from imdbclf.settings import Strict, hyperparameters
 
 __all__ = ["REGISTRY", "SCORING_PACKAGES", "EpochLogger", "Family", "FitOptions", "Split", "StepTiming", "Strict",
-           "best_epoch", "create", "family_class", "family_module", "hyperparameters", "load", "saved_family"]
+           "best_epoch", "create", "family_class", "family_module", "hyperparameters", "load", "load_verified",
+           "saved_family"]

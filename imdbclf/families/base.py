@@ -58,6 +58,9 @@ class Family(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[Strict]]
     Hyperparameters: ClassVar[type[Strict]]
+    # True: its saved model is data that loading cannot turn into code (JSON, arrays, skops with a list of
+    # trusted types), so a copy that no digest vouches for may still be loaded
+    loads_only_data: ClassVar[bool] = False
 
     def __init__(self, config: Strict):
         self.config = config

@@ -34,6 +34,7 @@ def _clean(text: str) -> str:
 
 class NbLogReg(Family):
     name = "nb_logreg"
+    loads_only_data = True
     Config = NbLogRegConfig
     Hyperparameters = NbLogRegHyperparameters
     config: NbLogRegConfig

@@ -7,7 +7,7 @@ import importlib
 import json
 from pathlib import Path
 
-from imdbclf import environment, settings
+from imdbclf import environment, integrity, settings
 from imdbclf.errors import UserError
 from imdbclf.families.base import FAMILY_FILE, Family
 
@@ -24,7 +24,7 @@ REGISTRY = {
 # imports pkg_resources, which setuptools 81+ no longer ships.
 SCORING_PACKAGES = {
     "lstm": ("tensorflow", "tf-keras"),
-    "tfidf_logreg": ("joblib",),
+    "tfidf_logreg": ("skops",),
     "hub_encoder": ("tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text", "setuptools"),
     "nb_logreg": (),
 }
@@ -58,6 +58,21 @@ def saved_family(path: Path) -> str:
     if not (path / FAMILY_FILE).exists():
         raise UserError(f"{path}: not a saved model directory (no {FAMILY_FILE})")
     return json.loads((path / FAMILY_FILE).read_text())["family"]
+
+
+def load_verified(path: Path, root: Path, trust: bool = False) -> Family:
+    """A saved family of the workspace at `root`, after its files are checked against the md5s DVC
+    recorded (`integrity`); one that no dvc.lock output holds is loaded only if its format cannot run
+    code, or if `trust` (the user vouches for it)."""
+    path = Path(path)
+    expected = integrity.dvc_digests(path, root)
+    if expected is not None:
+        integrity.verify(path, expected, f"{integrity.LOCK_FILE} (through DVC's cache)")
+    elif not trust and not family_class(saved_family(path)).loads_only_data:
+        raise UserError(f"{path}: no {integrity.LOCK_FILE} output holds it, so its files cannot be checked, and a "
+                        f"{saved_family(path)} model can run code when loaded: reproduce it with `dvc repro`, or "
+                        "vouch for it (--trust)")
+    return load(path)
 
 
 def load(path: Path) -> Family:

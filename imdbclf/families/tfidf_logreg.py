@@ -1,30 +1,40 @@
-"""The baseline every neural model must beat: TF-IDF word n-grams + logistic regression."""
+"""The baseline every neural model must beat: TF-IDF word n-grams + logistic regression.
+
+The fitted pipeline is saved with skops, not pickle: loading it builds only the scikit-learn and NumPy
+types skops knows to be safe, plus the one function of ours it refers to (TRUSTED), and refuses any
+other, so a planted file cannot run code."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import joblib
 import numpy as np
+import skops.io
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from imdbclf.data import Split
+from imdbclf.errors import UserError
 from imdbclf.families import features
 from imdbclf.families.base import Family, FitOptions
 from imdbclf.settings.tfidf_logreg import TfidfConfig, TfidfHyperparameters
 
-PIPELINE_FILE = "pipeline.joblib"
+PIPELINE_FILE = "pipeline.skops"
+PICKLED = "pipeline.joblib"  # what versions before skops saved: a pickle, never loaded
 
 
 def _strip_markup(text: str) -> str:
     return text.replace("<br />", " ").lower()
 
 
+TRUSTED = [f"{__name__}._strip_markup"]  # beyond skops' own safe types: the preprocessor above
+
+
 class TfidfLogReg(Family):
     name = "tfidf_logreg"
+    loads_only_data = True
     Config = TfidfConfig
     Hyperparameters = TfidfHyperparameters
     config: TfidfConfig
@@ -51,10 +61,17 @@ class TfidfLogReg(Family):
         return int(logreg.coef_.size + logreg.intercept_.size)
 
     def _save(self, path: Path) -> None:
-        joblib.dump(self.pipeline, path / PIPELINE_FILE)
+        skops.io.dump(self.pipeline, path / PIPELINE_FILE)
 
     @classmethod
     def _load(cls, path: Path, config: TfidfConfig) -> TfidfLogReg:
+        if (path / PICKLED).exists() and not (path / PIPELINE_FILE).exists():
+            raise UserError(f"{path / PICKLED}: a pickle (saved by an older version), not loaded since loading "
+                            "a pickle runs code: retrain the model (dvc repro)")
+        untrusted = sorted(set(skops.io.get_untrusted_types(file=path / PIPELINE_FILE)) - set(TRUSTED))
+        if untrusted:
+            raise UserError(f"{path / PIPELINE_FILE}: holds types outside the trusted list ({', '.join(untrusted)}): "
+                            "refusing to load it")
         family = cls(config)
-        family.pipeline = joblib.load(path / PIPELINE_FILE)
+        family.pipeline = skops.io.load(path / PIPELINE_FILE, trusted=TRUSTED)
         return family

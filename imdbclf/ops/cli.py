@@ -2,7 +2,10 @@
 
   python -m imdbclf predict "a review" ...   score reviews with the champion model (the registered
       champion in the MLflow store by default; --model takes a model directory such as
-      models/lstm/seed_0 or any MLflow model URI such as models:/imdb-lstm@champion)
+      models/lstm/seed_0, checked against the md5s in dvc.lock first, or any MLflow model URI such as
+      models:/imdb-lstm@champion)
+  python -m imdbclf serve [--model URI] [--port P]   check a registered version (the champion by
+      default) against the digests tagged when it was registered, then serve it (`mlflow models serve`)
   python -m imdbclf promote MODEL [--version N | --experiment NAME]   make a registered version of
       MODEL (the newest by default) the champion, e.g. one a queued experiment registered
   python -m imdbclf tune-worker MODEL   train the waiting tuning trials of MODEL, as a worker beside
@@ -23,21 +26,29 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from imdbclf.errors import UserError, exit_on_user_error
 from imdbclf.ops import console, failpoints
 
 
-def predictor(model: str | None):
+def predictor(model: str | None, trust: bool = False):
     """A function texts → probabilities, from a model directory or the MLflow registry."""
     from imdbclf import families, model_registry, params, tracking
 
+    if model and "://" not in model and os.path.lexists(model):
+        try:
+            Path(model).resolve(strict=True)
+        except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop, in Python 3.11
+            raise UserError(f"--model {model}: cannot open it ({str(err).splitlines()[0]})") from None
     if model and Path(model).is_dir():
-        family = families.load(Path(model))
+        family = families.load_verified(Path(model), Path.cwd(), trust)
         return family.predict_proba
     import mlflow
     import pandas as pd
@@ -45,11 +56,35 @@ def predictor(model: str | None):
     p = params.load()
     tracking.setup(p)
     uri = model or model_registry.champion_uri(p.tracking.registered_model_prefix)
+    local = tempfile.mkdtemp(prefix="imdbclf-predict-")
+    atexit.register(shutil.rmtree, local, ignore_errors=True)
     try:
-        pyfunc = mlflow.pyfunc.load_model(uri)
-    except mlflow.exceptions.MlflowException as err:
+        pyfunc = mlflow.pyfunc.load_model(uri if trust else str(model_registry.download_verified(uri, Path(local))))
+    except (mlflow.exceptions.MlflowException, OSError, RuntimeError) as err:
         raise UserError(f"cannot load model {uri}: {str(err).splitlines()[0]}") from None
     return lambda texts: pyfunc.predict(pd.DataFrame({"text": list(texts)}))["probability"].to_numpy()
+
+
+def serve(model: str | None, host: str, port: int, workers: int) -> None:
+    """Check a registered version against its digest tag, then serve that verified copy: MLflow's scoring
+    app behind a guard on request size and error messages (`imdbclf.ops.scoring`), with uvicorn as
+    `mlflow models serve` runs it (this venv, no new environment). A planted artifact is never loaded."""
+    from imdbclf import model_registry, params, tracking
+    from imdbclf.ops import scoring
+    from imdbclf.workspace import cache_dir
+
+    p = params.load()
+    tracking.setup(p)
+    uri = model or model_registry.champion_uri(p.tracking.registered_model_prefix)
+    local = Path(tempfile.mkdtemp(prefix="served-", dir=cache_dir("served")))
+    checked = model_registry.download_verified(uri, local)
+    print(f"serving {uri} (checked against its digest tag) from {checked} on {_address(host, port)}/invocations",
+          flush=True)
+    os.environ.update({scoring.MODEL_PATH: str(checked),
+                       scoring.MAX_REQUEST_BYTES: str(int(p.serving.max_request_mb * (1 << 20))),
+                       scoring.MAX_ERROR_CHARS: str(p.serving.max_error_chars)})
+    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "--factory", "imdbclf.ops.scoring:create_app",
+                              "--host", host, "--port", str(port), "--workers", str(workers)])
 
 
 def tune_worker(model: str, threads: int | None, idle_exit: float | None) -> None:
@@ -126,6 +161,15 @@ def main(argv: list[str] | None = None) -> None:
     predict.add_argument("--file", type=Path, help="a text file with one review per line")
     predict.add_argument("--model", help="a model directory or MLflow model URI (default: the champion)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument("--trust", action="store_true", help="load a --model directory that no dvc.lock records "
+                         "(its files cannot be checked) even if its format can run code: you vouch for it")
+    served = commands.add_parser("serve", help="check a registered model against its digest, then serve it with "
+                                 "`mlflow models serve`")
+    served.add_argument("--model", help="a registered version, models:/<name>@<alias> or models:/<name>/<version> "
+                        "(default: the champion)")
+    served.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    served.add_argument("--port", type=int, default=5001, help="its port (default: %(default)s)")
+    served.add_argument("--workers", type=int, default=1, help="scoring processes (default: %(default)s)")
     promote = commands.add_parser("promote", help="make a registered model version the champion")
     promote.add_argument("model", help="a model name from params.yaml, e.g. lstm")
     which = promote.add_mutually_exclusive_group()
@@ -171,6 +215,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "ui":
         ui(args.host, args.port)
         return
+    if args.command == "serve":
+        serve(args.model, args.host, args.port, args.workers)
+        return
     if args.command == "optuna-ui":
         optuna_ui(args.host, args.port)
         return
@@ -206,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         texts = as_texts(texts)  # the served model's checks: an empty review is a mistake, not a review
     except InvalidInput as err:
         raise UserError(err.reason) from None
-    rows = predictions(texts, predictor(args.model)(texts))
+    rows = predictions(texts, predictor(args.model, args.trust)(texts))
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()

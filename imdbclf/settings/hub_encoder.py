@@ -12,7 +12,7 @@ from imdbclf.settings.keras import KerasConfig, KerasHyperparameters, OptimizerS
 class HubEncoderConfig(KerasConfig):
     encoder: str
     preprocessor: str
-    seq_len: int = Field(128, gt=2)
+    seq_len: int = Field(128, gt=2, le=8192)
     # A review longer than seq_len: keep its first tokens (head, as BERT's preprocessor does), or its
     # first head_tokens and its last ones (head_tail: a review's verdict is often in its closing lines).
     truncate: Literal["head", "head_tail"] = "head"

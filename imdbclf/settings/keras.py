@@ -24,7 +24,7 @@ class OptimizerSettings(Strict):
 
 class KerasHyperparameters(Strict):
     optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
-    batch_size: int = Field(32, gt=0)
+    batch_size: int = Field(32, gt=0, le=65536)
     learning_rate: float = Field(1e-3, gt=0)
 
 

@@ -11,7 +11,7 @@ TOKENS = r"[^\W_]+(?:'[^\W_]+)?|[!?]"
 
 
 class NbLogRegConfig(Strict):
-    max_features: int | None = Field(800_000, gt=0)  # the most frequent n-grams of the training split
+    max_features: int | None = Field(800_000, gt=0, le=50_000_000)  # the most frequent n-grams of the training split
     token_pattern: str = TOKENS
     alpha: float = Field(1.0, gt=0)  # smoothing of the log-count ratio
     max_iter: int = Field(1000, gt=0)

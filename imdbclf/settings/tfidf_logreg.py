@@ -8,7 +8,7 @@ from imdbclf.settings.strict import Strict
 
 
 class TfidfConfig(Strict):
-    max_features: int | None = Field(None, gt=0)
+    max_features: int | None = Field(None, gt=0, le=50_000_000)
     sublinear_tf: bool = True
     max_iter: int = Field(1000, gt=0)
 

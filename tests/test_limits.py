@@ -1,0 +1,254 @@
+"""Bounded inputs and one line for each user mistake: what a broken or hostile source, a params file or
+a full disk may throw at the pipeline ends in one line naming the problem and a non-zero exit, with
+nothing half-written and no secret printed."""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+
+import pytest
+import yaml
+
+from imdbclf import atomic, data, params
+from imdbclf.errors import UserError, exit_on_user_error
+from imdbclf.ops import failpoints
+from tests.helpers import REPO
+from tests.tiny_imdb import write_archive
+
+LIMITS = data.Limits(download_mb=1, download_s=2, unpacked_mb=4, file_mb=1, review_chars=2000)
+
+
+def one_line(err: pytest.ExceptionInfo) -> str:
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 400, message
+    return message
+
+
+def nothing_left(out) -> bool:
+    return not out.exists() and not list(out.parent.glob(f".{out.name}-*"))
+
+
+# ---------------------------------------------------------------- params.yaml
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(20))
+    path = tmp_path / "params.yaml"
+    path.write_text(bomb)
+    with pytest.raises(UserError) as err:
+        params.load(path)
+    assert "an alias (*a) is not allowed here" in one_line(err)
+
+
+def test_a_params_file_of_megabytes_is_refused_unread(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("# " + "x" * (2 << 20) + "\n")
+    with pytest.raises(UserError, match=r"params\.yaml: 2,097,155 bytes, more than a params file's 1,048,576"):
+        params.load(path)
+
+
+@pytest.mark.parametrize("where, value, message", [
+    ("split.seed", -1, "split.seed: Input should be greater than or equal to 0"),
+    ("lstm.retrain.seeds", [-1], "lstm.retrain.seeds.0: Input should be greater than or equal to 0"),
+    ("lstm.model.vocab_size", 1e12, "lstm.model.vocab_size: Input should be less than or equal to 2000000"),
+    ("lstm.model.seq_len", 1e9, "lstm.model.seq_len: Input should be less than or equal to 20000"),
+    ("report.bootstrap_samples", 1e12, "report.bootstrap_samples: Input should be less than or equal to 100000"),
+    ("lstm.tune.workers", 10_000, "lstm.tune.workers"),
+    ("data.source", "", "data.source: String should have at least 1 character"),
+    ("data.source", "  ", "data.source: is empty: give the archive's URL"),
+])
+def test_settings_that_would_exhaust_the_machine_are_one_line(params_dict, where, value, message):
+    raw = copy.deepcopy(params_dict)
+    *parents, key = where.split(".")
+    section = raw
+    for name in parents:
+        section = section.setdefault(name, {})
+    section[key] = value
+    with pytest.raises(UserError) as err:
+        params.parse(raw)
+    assert message in one_line(err)
+
+
+# ---------------------------------------------------------------- sources
+
+
+def test_a_source_that_is_the_pipelines_own_output_is_refused(tmp_path):
+    out = tmp_path / "data" / "raw"
+    write_archive(tmp_path / "a.tar.gz", 2)
+    data.fetch(str(tmp_path / "a.tar.gz"), out)
+    for source in (tmp_path, out):  # "" once meant the project itself, which holds data/raw
+        with pytest.raises(UserError) as err:
+            data.fetch(str(source), out)
+        assert f"data.source: {source} is the pipeline's own {out}" in one_line(err)
+
+
+def bomb_archive(path, size: int):
+    """One member of `size` zero bytes: a few kB gzipped."""
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("aclImdb/train/pos/0_9.txt")
+        info.size = size
+        tar.addfile(info, io.BytesIO(bytes(size)))
+    return path
+
+
+def test_an_archive_member_past_the_file_limit_is_refused_before_it_is_read(tmp_path):
+    archive = bomb_archive(tmp_path / "bomb.tar.gz", 3 << 20)
+    assert archive.stat().st_size < 64 << 10
+    with pytest.raises(UserError) as err:
+        data.fetch(str(archive), tmp_path / "raw", limits=LIMITS)
+    assert "aclImdb/train/pos/0_9.txt is 3.0 MB unpacked, more than data.max_file_mb (1)" in one_line(err)
+    assert nothing_left(tmp_path / "raw")
+
+
+def test_an_archive_past_the_unpacked_limit_is_refused(tmp_path):
+    extra = {f"aclImdb/unsup/{i}_0.txt": bytes(900 << 10) for i in range(6)}  # skipped, but unpacked all the same
+    archive = write_archive(tmp_path / "big.tar.gz", 2, extra=extra)
+    with pytest.raises(UserError) as err:
+        data.fetch(str(archive), tmp_path / "raw", limits=LIMITS)
+    assert "more than data.max_unpacked_mb (4) unpacked, at aclImdb/unsup/" in one_line(err)
+    assert nothing_left(tmp_path / "raw")
+
+
+@pytest.mark.parametrize("kind", ["archive", "directory"])
+def test_a_review_past_the_length_limit_is_refused(tmp_path, kind):
+    long = "a long review " * 200
+    archive = write_archive(tmp_path / "a.tar.gz", 2, extra={"aclImdb/train/neg/99_1.txt": long.encode()})
+    source = archive
+    if kind == "directory":
+        source = tmp_path / "tree"
+        with tarfile.open(archive) as tar:
+            tar.extractall(source, filter="data")
+    with pytest.raises(UserError) as err:
+        data.fetch(str(source), tmp_path / "raw", limits=LIMITS)
+    assert "train/neg/99_1.txt: a review of 2,800 characters, more than data.max_review_chars (2,000)" in one_line(err)
+    assert nothing_left(tmp_path / "raw")
+
+
+class Serve(http.server.ThreadingHTTPServer):
+    """Answers every GET as `answer` says: endless (zeros without end), drip (a byte per 0.2 s), big
+    (a Content-Length of 5 GB)."""
+
+    def __init__(self, answer: str):
+        self.answer = answer
+        super().__init__(("127.0.0.1", 0), _Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def url(self, userinfo: str = "") -> str:
+        return f"http://{userinfo}127.0.0.1:{self.server_address[1]}/aclImdb_v1.tar.gz"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - the name http.server calls
+        self.send_response(200)
+        if self.server.answer == "big":
+            self.send_header("Content-Length", str(5 << 30))
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(bytes(64 << 10) if self.server.answer != "drip" else b"\0")
+                self.wfile.flush()
+                if self.server.answer == "drip":
+                    time.sleep(0.2)
+                if self.server.answer == "big":
+                    return
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("answer, message", [
+    ("endless", "the download passed data.max_download_mb (1) and was stopped"),
+    ("drip", "the download took longer than data.max_download_s (2 s) and was stopped"),
+    ("big", "is 5,120 MB, more than data.max_download_mb (1)"),
+])
+def test_a_download_without_end_or_that_drips_is_stopped_and_names_no_password(tmp_path, answer, message):
+    server = Serve(answer)
+    try:
+        with pytest.raises(UserError) as err:
+            data.fetch(server.url("alice:s3cret@"), tmp_path / "raw", timeout_s=30, limits=LIMITS)
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = one_line(err)
+    assert line.startswith(f"data.source: {server.url()}") and message in line
+    assert "s3cret" not in line and "alice" not in line
+    assert nothing_left(tmp_path / "raw") and not list(tmp_path.rglob("*.part"))
+
+
+def test_a_url_is_shown_without_its_password():
+    assert data.shown("https://alice:s3cret@example.org:8443/a.tar.gz?x=1") == "https://example.org:8443/a.tar.gz?x=1"
+    assert data.shown("https://example.org/a.tar.gz") == "https://example.org/a.tar.gz"
+    assert data.shown("/data/aclImdb") == "/data/aclImdb"
+
+
+# ---------------------------------------------------------------- a full disk, a symlink loop
+
+
+def test_a_full_disk_during_a_write_leaves_the_old_file_and_says_so_in_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    atomic.write_json(path, {"old": 1})
+    monkeypatch.setenv(failpoints.DISK_FULL_AT, "write:metrics.json")
+    failpoints.arm()
+    with pytest.raises(UserError) as err:
+        atomic.write_json(path, {"new": 2})
+    assert one_line(err) == (f"{path}: no space left on device while writing it: free some space and rerun "
+                             "(the previous file, if any, is untouched)")
+    assert path.read_text() == '{\n  "old": 1\n}\n' and os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_a_full_disk_deep_in_a_library_is_one_line_through_the_exceptions_it_caused(capsys):
+    @exit_on_user_error
+    def main():
+        try:
+            raise OSError(28, "No space left on device", "mlruns/0/meta.yaml")
+        except OSError as err:
+            raise RuntimeError("could not log the run") from err
+
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == ("error: no space left on device writing mlruns/0/meta.yaml: "
+                                       "free some space and rerun\n")
+
+
+def cli(*args, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("DVC_ROOT", None)
+    return subprocess.run([sys.executable, "-m", "imdbclf", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_a_fetch_on_a_full_disk_exits_in_one_line_and_leaves_no_data(tmp_path, params_dict):
+    project = tmp_path / "project"
+    project.mkdir()
+    write_archive(tmp_path / "a.tar.gz", 2)
+    params_dict["data"]["source"] = str(tmp_path / "a.tar.gz")
+    (project / "params.yaml").write_text(yaml.safe_dump(params_dict))
+    env = {**os.environ, "PYTHONPATH": str(REPO), failpoints.DISK_FULL_AT: "fetch.staged",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    env.pop("DVC_ROOT", None)
+    done = subprocess.run([sys.executable, "-m", "stages.fetch"], cwd=project, env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == "error: no space left on device: free some space and rerun"
+    assert "Traceback" not in done.stderr
+    assert nothing_left(project / "data" / "raw")
+
+
+def test_predict_on_a_symlink_loop_is_one_line(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    done = cli("predict", "--model", str(tmp_path / "loop"), "great film", cwd=tmp_path)
+    assert done.returncode == 2
+    loop = tmp_path / "loop"
+    assert done.stderr == f"error: --model {loop}: cannot open it (Symlink loop from '{loop}')\n"
