@@ -95,3 +95,20 @@ def test_an_experiment_travels_between_clones_through_git_and_dvc_remotes(tmp_pa
     assert json.loads(bench_run(["dvc", "status", "--json"], second, env).stdout) == {}
     by_dir = predict(second, env, "--model", "models/tfidf_logreg/seed_0")
     assert [(r["label"], r["sentiment"]) for r in by_dir] == [(1, "positive"), (0, "negative")]
+
+
+def test_the_workers_login_runs_no_program_and_cannot_reach_mlflows_database(team_services):
+    """The tuning URL every worker gets is the `optuna` role's: the red team's `COPY ... TO PROGRAM` (a
+    shell command on the services host, as a superuser login could) is refused, and so is MLflow's
+    database; the mlflow server's own role is no superuser either."""
+    import psycopg
+
+    with psycopg.connect(team_services.database_uri("optuna"), autocommit=True) as db:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute("COPY (SELECT 1) TO PROGRAM 'id > /tmp/imdbclf-pwned'")
+        powers = db.execute("SELECT rolname, rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname IN "
+                            "('optuna', 'mlflow') ORDER BY rolname").fetchall()
+    assert powers == [("mlflow", False, False, False), ("optuna", False, False, False)]
+    assert not Path("/tmp/imdbclf-pwned").exists()
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        psycopg.connect(team_services.database_uri("mlflow"), connect_timeout=10)

@@ -7,7 +7,13 @@ points the pipeline at them with the two variables that `up` prints:
     IMDBCLF_TUNING_STORAGE=postgresql://...@<host>:<port>/optuna   the Optuna studies
 
 Both live in one folder (`.services/` by default): the cluster's data, the served artifact store, the
-logs, a generated password and `services.json` (what is running where). `down` stops both and keeps
+logs, generated passwords (0600) and `services.json` (what is running where).
+
+Least privilege in PostgreSQL: the cluster's superuser (`imdbclf`, its own password) logs in from this
+machine's loopback only; the tuning workers get a role (`optuna`) that owns the Optuna database and
+nothing else, the mlflow server a role (`mlflow`) that owns MLflow's; neither is a superuser, creates
+roles or databases, or runs programs (`COPY ... TO PROGRAM` needs a superuser), and neither can connect
+to the other's database (pg_hba.conf and CONNECT revoked from PUBLIC). `down` stops both and keeps
 the folder, so the next `up` finds every run, model and study again; delete the folder to start over.
 The tests start their own services in a temp folder with this same code.
 
@@ -41,8 +47,12 @@ import requests
 from imdbclf import processes
 from imdbclf.errors import UserError, exit_on_user_error
 
-ROLE = "imdbclf"                    # the database superuser the URLs log in as
-DATABASES = ("mlflow", "optuna")    # MLflow's runs and registry; the Optuna studies
+ROLE = "imdbclf"                    # the cluster's superuser: from this machine's loopback only
+TUNING_ROLE = "optuna"              # the tuning workers: the Optuna database(s), nothing else
+MLFLOW_ROLE = "mlflow"              # the mlflow server: MLflow's database, nothing else
+DATABASES = {"mlflow": MLFLOW_ROLE, "optuna": TUNING_ROLE}  # each database and the role that owns it
+LOOPBACK = "127.0.0.1"
+HBA_BEGIN, HBA_END = "# imdbclf services: begin", "# imdbclf services: end"
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,10 @@ class Config:
     def password_file(self) -> Path:
         return self.root / "password"
 
+    def secret_file(self, role: str) -> Path:
+        """The superuser's password (`password`, as before roles existed) or a role's (`<role>.password`)."""
+        return self.password_file if role == ROLE else self.root / f"{role}.password"
+
 
 @dataclass(frozen=True)
 class Endpoints:
@@ -81,7 +95,7 @@ class Endpoints:
     host: str
     pg_port: int
     mlflow_port: int
-    password: str
+    passwords: dict[str, str]  # by role: the superuser's, the tuning workers', the mlflow server's
 
     @property
     def _url_host(self) -> str:
@@ -92,7 +106,12 @@ class Endpoints:
         return f"http://{self._url_host}:{self.mlflow_port}"
 
     def database_uri(self, database: str) -> str:
-        return f"postgresql://{ROLE}:{self.password}@{self._url_host}:{self.pg_port}/{database}"
+        """What the tuning workers log in with: the `optuna` role, which owns the Optuna databases only."""
+        return f"postgresql://{TUNING_ROLE}:{self.passwords[TUNING_ROLE]}@{self._url_host}:{self.pg_port}/{database}"
+
+    def local_uri(self, role: str, database: str) -> str:
+        """A login of `role` from this machine, over loopback (the superuser's only way in)."""
+        return f"postgresql://{role}:{self.passwords[role]}@{LOOPBACK}:{self.pg_port}/{database}"
 
     def env(self) -> dict[str, str]:
         """The variables that point the pipeline (and a tuning worker) at these services."""
@@ -168,13 +187,43 @@ def _check_port_free(host: str, port: int, what: str, setting: str) -> None:
                             f"pick another port ({setting})") from None
 
 
-def _password(config: Config) -> str:
-    if not config.password_file.exists():
+def _password(config: Config, role: str = ROLE) -> str:
+    """`role`'s password, generated at the first start and kept 0600 in the services folder."""
+    path = config.secret_file(role)
+    if not path.exists():
         with contextlib.suppress(FileExistsError):
-            fd = os.open(config.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(24))
-    return config.password_file.read_text().strip()
+    return path.read_text().strip()
+
+
+def _passwords(config: Config) -> dict[str, str]:
+    return {role: _password(config, role) for role in (ROLE, TUNING_ROLE, MLFLOW_ROLE)}
+
+
+def _hba_rules() -> str:
+    """Who may log in from where, first match wins: the superuser from loopback alone, each role to its
+    own database(s) (a bench's extra Optuna databases are the tuning role's too), no one else."""
+    rules = [f"host all {ROLE} 127.0.0.1/32 scram-sha-256", f"host all {ROLE} ::1/128 scram-sha-256",
+             f"host all {ROLE} all reject", f"host mlflow {MLFLOW_ROLE} all scram-sha-256",
+             f"host all {MLFLOW_ROLE} all reject", f"host all {TUNING_ROLE} all scram-sha-256",
+             "host all all all reject"]
+    return "\n".join([HBA_BEGIN, *rules, HBA_END]) + "\n"
+
+
+def _write_hba(config: Config) -> bool:
+    """pg_hba.conf with our rules in place of any earlier version of them; True if it changed."""
+    path = config.data / "pg_hba.conf"
+    text = path.read_text()
+    if HBA_BEGIN in text:
+        text = text[: text.index(HBA_BEGIN)] + text[text.index(HBA_END) + len(HBA_END) + 1:]
+    text = text.replace("host all all all scram-sha-256\n", "")  # the one rule of earlier versions
+    updated = text + _hba_rules()
+    if updated == path.read_text():
+        return False
+    path.write_text(updated)
+    return True
 
 
 def _start_postgres(config: Config, password: str) -> None:
@@ -196,37 +245,86 @@ def _start_postgres(config: Config, password: str) -> None:
             _give_to(Path(pwfile.name), user)
             _pg(config, user, "initdb", "-D", config.data.resolve(), "-U", ROLE, "--pwfile", pwfile.name,
                 "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C")
-        with open(config.data / "pg_hba.conf", "a") as hba:
-            hba.write("host all all all scram-sha-256\n")  # listen_addresses limits who can try
+    changed = _write_hba(config)  # listen_addresses limits who can try; pg_hba.conf who may log in
     if _pg(config, user, "pg_ctl", "status", "-D", config.data.resolve(), check=False).returncode == 0:
         # postmaster.pid: pid, data dir, start time, port, socket dir, listen address, ...
         lines = (config.data / "postmaster.pid").read_text().splitlines()
-        if (lines[5].strip(), int(lines[3])) != (config.host, config.pg_port):
+        if (lines[5].strip().split(",")[0], int(lines[3])) != (config.host, config.pg_port):
             raise UserError(f"PostgreSQL in {config.data} already runs on {lines[5].strip()}:{lines[3].strip()}: "
                             "stop the services first (make services-down)")
+        if changed:
+            _pg(config, user, "pg_ctl", "reload", "-D", config.data.resolve())
         return
     _check_port_free(config.host, config.pg_port, "PostgreSQL", "make services PG_PORT=..., or --pg-port")
     log = config.root / "postgres.log"
     log.touch()
     _give_to(log, user)
-    # TCP only, on the one address: no Unix socket, whose path may be too long or not writable
-    options = f"-h {config.host} -p {config.pg_port} -k ''"
+    # TCP only, on the address and loopback (the superuser's way in): no Unix socket, whose path may be
+    # too long or not writable
+    addresses = config.host if _is_loopback(config.host) else f"{config.host},{LOOPBACK}"
+    options = f"-h {addresses} -p {config.pg_port} -k ''"
     _pg(config, user, "pg_ctl", "start", "-w", "-t", str(int(config.timeout_s)), "-D", config.data.resolve(),
         "-l", log.resolve(), "-o", options)
 
 
-def create_databases(endpoints: Endpoints, names: tuple[str, ...] = DATABASES) -> None:
-    """The databases (MLflow's, Optuna's, or a benchmark's own) that do not exist yet."""
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host) if ":" not in host else host).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def _admin(endpoints: Endpoints, database: str = "postgres"):
+    """The superuser's connection, over loopback (autocommit: CREATE DATABASE is no transaction)."""
     import psycopg  # the driver SQLAlchemy 2.1 (MLflow, Optuna) picks for postgresql:// URLs
 
-    try:  # autocommit: CREATE DATABASE cannot run in a transaction
-        with psycopg.connect(endpoints.database_uri("postgres"), connect_timeout=10, autocommit=True) as db:
-            for name in names:
-                if db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-                    db.execute(f'CREATE DATABASE "{name}"')
+    try:
+        return psycopg.connect(endpoints.local_uri(ROLE, database), connect_timeout=10, autocommit=True)
     except psycopg.OperationalError as err:
-        raise UserError(f"PostgreSQL on {endpoints.host}:{endpoints.pg_port}: {str(err).strip().splitlines()[-1]}"
+        raise UserError(f"PostgreSQL on {LOOPBACK}:{endpoints.pg_port}: {str(err).strip().splitlines()[-1]}"
                         " (was the password file replaced? Delete the services folder to start afresh)") from None
+
+
+def _ensure_roles(endpoints: Endpoints) -> None:
+    """The tuning and mlflow roles: log in with their password; no superuser, no new roles or databases."""
+    from psycopg import sql
+
+    with _admin(endpoints) as db:
+        for role in (TUNING_ROLE, MLFLOW_ROLE):
+            verb = "ALTER" if db.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() else "CREATE"
+            db.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
+                               "PASSWORD {}").format(sql.SQL(verb), sql.Identifier(role),
+                                                    sql.Literal(endpoints.passwords[role])))
+        for database in ("postgres", "template1"):  # no role but the superuser connects to these
+            db.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
+
+
+def create_databases(endpoints: Endpoints, owners: dict[str, str] | tuple[str, ...] = DATABASES) -> None:
+    """The databases (MLflow's, Optuna's, or a benchmark's own: a name alone is the tuning role's), each
+    owned by its role with CONNECT revoked from PUBLIC, so no other role gets in; objects an earlier
+    version created as the superuser are handed to the owner."""
+    from psycopg import sql
+
+    owners = owners if isinstance(owners, dict) else dict.fromkeys(owners, TUNING_ROLE)
+    with _admin(endpoints) as db:
+        for name, owner in owners.items():
+            if db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                db.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
+            db.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), sql.Identifier(owner)))
+            db.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
+    for name, owner in owners.items():
+        with _admin(endpoints, name) as db:
+            db.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(owner)))
+            objects = db.execute("SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                                 "c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'v', 'm', 'p') "
+                                 "AND pg_get_userbyid(c.relowner) <> %s", (owner,)).fetchall()
+            for relation, kind in objects:
+                if kind == "S" and db.execute("SELECT 1 FROM pg_depend d JOIN pg_class c ON c.oid = d.objid WHERE "
+                                              "c.relname = %s AND d.deptype = 'a'", (relation,)).fetchone():
+                    continue  # a column's own sequence follows its table
+                keyword = {"S": "SEQUENCE", "v": "VIEW", "m": "MATERIALIZED VIEW"}.get(kind, "TABLE")
+                db.execute(sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(keyword), sql.Identifier(relation),
+                                                                     sql.Identifier(owner)))
 
 
 def _read_state(config: Config) -> dict:
@@ -251,7 +349,7 @@ def _start_mlflow(config: Config, endpoints: Endpoints) -> psutil.Process:
     # --backend-store-uri through its environment variable: a password on a command line is public (ps)
     # MLflow's job runner (GenAI evaluation, prompt optimisation; ~2 GB in 8 processes) unless asked for
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ,
-           "MLFLOW_BACKEND_STORE_URI": endpoints.database_uri("mlflow")}
+           "MLFLOW_BACKEND_STORE_URI": endpoints.local_uri(MLFLOW_ROLE, "mlflow")}
     with open(log, "ab") as out:  # its own session: `down` stops the server and its workers as one group
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                    start_new_session=True)
@@ -304,14 +402,15 @@ def up(config: Config) -> Endpoints:
     """Start whatever of the two is not running yet; return how to reach them."""
     _check_host(config.host)
     config.root.mkdir(parents=True, exist_ok=True)
-    endpoints = Endpoints(config.host, config.pg_port, config.mlflow_port, _password(config))
+    endpoints = Endpoints(config.host, config.pg_port, config.mlflow_port, _passwords(config))
     state = _read_state(config)
     running = _mlflow_process(state)
     if running and (state.get("host"), state.get("pg_port"), state.get("mlflow_port")) != (
             config.host, config.pg_port, config.mlflow_port):
         raise UserError(f"services in {config.root} already run on {state['host']} (PostgreSQL "
                         f"{state['pg_port']}, MLflow {state['mlflow_port']}): stop them first (make services-down)")
-    _start_postgres(config, endpoints.password)
+    _start_postgres(config, endpoints.passwords[ROLE])
+    _ensure_roles(endpoints)
     create_databases(endpoints)
     if running is None:
         _check_port_free(config.host, config.mlflow_port, "mlflow server", "MLFLOW_PORT=..., or --mlflow-port")
@@ -327,7 +426,7 @@ def endpoints(config: Config) -> Endpoints:
     state = _read_state(config)
     if not state or not config.password_file.exists():
         raise UserError(f"no services in {config.root}: start them with `make services`")
-    return Endpoints(state["host"], state["pg_port"], state["mlflow_port"], _password(config))
+    return Endpoints(state["host"], state["pg_port"], state["mlflow_port"], _passwords(config))
 
 
 def down(config: Config) -> None:
@@ -368,7 +467,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     reached = up(config) if args.action == "up" else endpoints(config)
     if args.action == "up":
-        print(f"# PostgreSQL on {config.host}:{config.pg_port} (databases {', '.join(DATABASES)}), "
+        print(f"# PostgreSQL on {config.host}:{config.pg_port} (databases {', '.join(DATABASES)}; workers log in as "
+              f"{TUNING_ROLE}, not a superuser), "
               f"mlflow server on {reached.tracking_uri}, state in {config.root}/", file=sys.stderr)
     print(reached.export_lines())
 
