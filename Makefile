@@ -61,8 +61,10 @@ PIP_PROGRESS = awk '/^ERROR|^ *error: / { err = 1 } \
 run: setup
 	dvc repro
 
+# Test files run in TEST_WORKERS processes (a file's tests in one, so its module fixtures are built once).
+TEST_WORKERS ?= 2
 test: setup
-	python -m pytest -q --durations=8
+	python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=8
 
 # The fast tier: unit tests, no end-to-end pipeline, team services or set-up (tests marked slow).
 test-fast: setup

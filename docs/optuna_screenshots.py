@@ -5,9 +5,9 @@
 starts `python -m imdbclf optuna-ui` in the project (so on the tuning storage its stages use), waits for
 the dashboard's API, and writes into docs/ (--out): optuna-studies.png (the list of studies, one per
 model and search), optuna-history.png (the study of --model: each trial's validation accuracy and the
-best so far), optuna-parallel.png (its hyperparameters against validation accuracy) and, when a study
-has pruned trials, optuna-pruned.png (that study: its trials' per-epoch validation accuracy, the pruned
-ones stopped early).
+best so far, hyperparameter importance), optuna-relationships.png (its hyperparameters against
+validation accuracy: slice, contour, rank) and, when a study has pruned trials, optuna-pruned.png (that
+study: its trials' per-epoch validation accuracy, the pruned ones stopped early).
 
 Needs Debian's `chromium` and playwright (pip install -r docs/requirements.txt), as docs/screenshots.py.
 """
@@ -54,12 +54,15 @@ def start(project: Path, port: int, log: Path) -> subprocess.Popen:
 
 
 def shoot(page, url: str, path: Path, ready: str, scroll_to: str | None = None) -> None:
+    """Open `url`, wait until `ready` shows (a heading of the page) and the plots have drawn, scroll the
+    heading `scroll_to` to the top, screenshot."""
     page.goto(url)
     try:
-        page.get_by_text(ready, exact=False).first.wait_for(timeout=60_000)
-        page.wait_for_timeout(3000)  # the plots render after their data arrives
+        page.locator(f"text={ready}").locator("visible=true").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(4000)  # the plots render after their data arrives
         if scroll_to:
-            page.get_by_text(scroll_to, exact=True).first.scroll_into_view_if_needed()
+            heading = page.get_by_text(scroll_to, exact=True).locator("visible=true").first
+            heading.evaluate("e => e.scrollIntoView({block: 'start'})")
             page.wait_for_timeout(1500)
     except Exception:
         page.screenshot(path=str(path.with_suffix(".failed.png")))
@@ -72,7 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="the workspace (default: here)")
     parser.add_argument("--out", type=Path, default=REPO / "docs", help="where the PNGs go (default: docs/)")
-    parser.add_argument("--model", default="lstm", help="whose study the history and parallel plots show")
+    parser.add_argument("--model", default="tfidf_logreg", help="whose study the history and parallel plots show "
+                        "(the one of its studies with the most completed trials)")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -94,14 +98,13 @@ def main() -> None:
             browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
             page = browser.new_page(viewport=WINDOW)
             shoot(page, f"{base}/dashboard", args.out / "optuna-studies.png", studies[0]["study_name"])
-            shoot(page, f"{base}/dashboard/studies/{study}/analytics", args.out / "optuna-history.png",
-                  "History")
-            shoot(page, f"{base}/dashboard/studies/{study}/analytics", args.out / "optuna-parallel.png",
-                  "History", scroll_to="Parallel Coordinate")
+            name = details[study]["name"]
+            shoot(page, f"{base}/dashboard/studies/{study}", args.out / "optuna-history.png", name)
+            shoot(page, f"{base}/dashboard/studies/{study}/analytics", args.out / "optuna-relationships.png", name)
             if pruned:
                 target = max(pruned, key=lambda i: len(details[i]["trials"]))
                 shoot(page, f"{base}/dashboard/studies/{target}", args.out / "optuna-pruned.png",
-                      "Intermediate Values", scroll_to="Intermediate Values")
+                      details[target]["name"], scroll_to="Intermediate values")
             browser.close()
     finally:
         proc.kill()

@@ -17,8 +17,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import yaml
-
 from imdbclf.errors import UserError
 
 TAG = "imdbclf.model_md5"  # a registered version's tag: the md5 of each file of its model directory
@@ -51,6 +49,8 @@ def verify(directory: Path, expected: dict[str, str], recorded_in: str, skip: tu
 
 def _lock_entry(directory: Path, root: Path) -> tuple[str, str] | None:
     """(output path, its md5) of the dvc.lock output that holds `directory`, if DVC tracks it."""
+    import yaml  # here, not at the top: the served model imports this module and needs no YAML
+
     lock = root / LOCK_FILE
     if not lock.is_file():
         return None

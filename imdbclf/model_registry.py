@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,6 +82,8 @@ def download_verified(uri: str, dst: Path) -> Path:
                         "`python -m imdbclf promote`)")
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{version.name}/{version.version}",
                                                      dst_path=str(dst)))
+    for compiled in list(local.rglob("__pycache__")):  # bytecode a load in place left in the store: never
+        shutil.rmtree(compiled, ignore_errors=True)    # ours to trust; Python compiles the checked sources
     integrity.verify(local, json.loads(version.tags[integrity.TAG]), f"the {integrity.TAG} tag of {where}",
                      DOWNLOAD_META)
     return local

@@ -37,7 +37,8 @@ WORKER = textwrap.dedent("""
         return tuning.record(trial, {"val_accuracy": [config["x"] / 10], "val_loss": [0.5]}, 0.4)
 
     worker = tuning.Worker("k", tuning.worker_identity("cpu"), train)
-    worker.serve(storage, "m", lambda name: tuning.open_study(storage, name), lambda study: None, 0.05, 3.0)
+    # idle for as long as the test may take to queue the trials (a busy machine): the test stops it
+    worker.serve(storage, "m", lambda name: tuning.open_study(storage, name), lambda study: None, 0.05, 600.0)
 """)
 
 
@@ -61,6 +62,7 @@ def test_two_workers_train_every_trial_once_and_a_killed_worker_loses_nothing(tm
                            lambda study: tuning.fail_dead_trials(study, SETTINGS))
     results = search.run("grid")
     killer.join()
+    survivor.terminate()  # not its idle exit: how long a worker waits for trials is no part of the test
     survivor.wait(timeout=60)
     doomed.wait(timeout=60)
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import CountVectorizer
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 KEPT = 4  # fits kept (an ngram_max × C grid comes back to each vocabulary after the other n-gram sizes)
 _fitted: OrderedDict[str, tuple[CountVectorizer, csr_matrix]] = OrderedDict()
