@@ -5,7 +5,8 @@
       models/lstm/seed_0, checked against the md5s in dvc.lock first, or any MLflow model URI such as
       models:/imdb-lstm@champion)
   python -m imdbclf serve [--model URI] [--port P]   check a registered version (the champion by
-      default) against the digests tagged when it was registered, then serve it (`mlflow models serve`)
+      default) against the digests tagged when it was registered, then serve it: MLflow's scoring app
+      behind a guard on request size and error answers
   python -m imdbclf promote MODEL [--version N | --experiment NAME]   make a registered version of
       MODEL (the newest by default) the champion, e.g. one a queued experiment registered
   python -m imdbclf tune-worker MODEL   train the waiting tuning trials of MODEL, as a worker beside
@@ -16,7 +17,7 @@
   python -m imdbclf ui [--host H] [--port P]   print the link to the experiment's runs, then start
       `mlflow ui` on the pipeline's store (`make mlflow-ui`); against a tracking server, only the link
   python -m imdbclf optuna-ui [--host H] [--port P]   print the link, then start optuna-dashboard on the
-      tuning storage (`make optuna-ui`): the studies' history, parallel coordinates, pruned trials
+      tuning storage (`make optuna-ui`): the studies' history, hyperparameter plots, pruned trials
   python -m imdbclf services up|down|env   the team's PostgreSQL + mlflow server (`make services`;
       flags: python -m imdbclf services --help)
   python -m imdbclf cache [--clear [NAME ...]]   the disk used by the caches (tokenized splits, TF Hub
@@ -56,10 +57,13 @@ def predictor(model: str | None, trust: bool = False):
     p = params.load()
     tracking.setup(p)
     uri = model or model_registry.champion_uri(p.tracking.registered_model_prefix)
-    local = tempfile.mkdtemp(prefix="imdbclf-predict-")
-    atexit.register(shutil.rmtree, local, ignore_errors=True)
+    source = uri
     try:
-        pyfunc = mlflow.pyfunc.load_model(uri if trust else str(model_registry.download_verified(uri, Path(local))))
+        if not trust:  # a checked copy of the version, removed when the process ends
+            local = tempfile.mkdtemp(prefix="imdbclf-predict-")
+            atexit.register(shutil.rmtree, local, ignore_errors=True)
+            source = str(model_registry.download_verified(uri, Path(local)))
+        pyfunc = mlflow.pyfunc.load_model(source)
     except (mlflow.exceptions.MlflowException, OSError, RuntimeError) as err:
         raise UserError(f"cannot load model {uri}: {str(err).splitlines()[0]}") from None
     return lambda texts: pyfunc.predict(pd.DataFrame({"text": list(texts)}))["probability"].to_numpy()
@@ -131,7 +135,7 @@ def _address(host: str, port: int) -> str:
 
 def optuna_ui(host: str, port: int) -> None:
     """Print the link, then serve optuna-dashboard on the tuning storage (the journal file or the team's
-    database, whichever the stages use): every model's studies, their history, parallel coordinates,
+    database, whichever the stages use): every model's studies, their history, hyperparameter plots,
     the pruned trials' curves."""
     from optuna_dashboard import run_server
 
