@@ -147,17 +147,20 @@ OPTUNA_PORT ?= 8080
 optuna-ui: setup
 	python -m imdbclf optuna-ui --port $(OPTUNA_PORT)
 
-# The team's PostgreSQL + mlflow server (docs/team.md). `make services` prints two export lines;
-# `eval "$$(make -s services)"` applies them. SERVICES_HOST: the address to bind to and to put in the URLs.
+# The team's PostgreSQL + mlflow server (docs/team.md), logins only. `make services` prints the export
+# lines (your login, the URLs, the CA); `eval "$$(make -s services)"` applies them. SERVICES_HOST: the
+# address to bind to and to put in the URLs; SERVICES_TLS: auto (on unless loopback), on or off.
+# A team member's login: `python -m imdbclf services add-user NAME`.
 SERVICES_DIR ?= .services
 SERVICES_HOST ?= 127.0.0.1
+SERVICES_TLS ?= auto
 PG_PORT ?= 5433
 MLFLOW_PORT ?= 5000
 MLFLOW_WORKERS ?= 2
 SERVICES := python -m imdbclf services --dir $(SERVICES_DIR)
 
 services: setup
-	@$(SERVICES) --host $(SERVICES_HOST) --pg-port $(PG_PORT) --mlflow-port $(MLFLOW_PORT) --workers $(MLFLOW_WORKERS) up
+	@$(SERVICES) --host $(SERVICES_HOST) --pg-port $(PG_PORT) --mlflow-port $(MLFLOW_PORT) --workers $(MLFLOW_WORKERS) --tls $(SERVICES_TLS) up
 
 services-env: setup
 	@$(SERVICES) env

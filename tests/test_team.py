@@ -10,8 +10,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 
+from imdbclf.errors import UserError
+from imdbclf.ops import services
+from imdbclf.tracking import store
 from tests.helpers import REPO, make_project, tiny_params
 from tests.helpers import run as bench_run
 from tests.tiny_imdb import write_archive
@@ -33,8 +37,14 @@ def predict(root: Path, env: dict, *args: str) -> list[dict]:
     return json.loads(bench_run(["python", "-m", "imdbclf", "predict", "--json", *args, *TEXTS], root, env).stdout)
 
 
-def test_pipeline_runs_unchanged_against_the_team_services(team_services, tmp_path):
-    env = team_services.env()  # MLFLOW_TRACKING_URI and IMDBCLF_TUNING_STORAGE (PostgreSQL)
+def test_pipeline_runs_unchanged_against_the_team_services(team_services, tmp_path, monkeypatch):
+    """As a team member: their login to the mlflow server over HTTPS, the studies in PostgreSQL over TLS,
+    both servers' certificates verified against the services' CA."""
+    env = team_services.env()  # MLFLOW_TRACKING_URI (https), the member's login, the CA, IMDBCLF_TUNING_STORAGE
+    assert env["MLFLOW_TRACKING_URI"].startswith("https://") and env["MLFLOW_TRACKING_USERNAME"] == "alice"
+    assert "sslmode=verify-full" in env["IMDBCLF_TUNING_STORAGE"]
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # this test's own MlflowClient logs in the same way
     params = tfidf_only(tmp_path)
     params["tfidf_logreg"]["tune"]["workers"] = 2  # two worker processes share the study in PostgreSQL
     root = make_project(tmp_path / "repo", params)
@@ -112,3 +122,99 @@ def test_the_workers_login_runs_no_program_and_cannot_reach_mlflows_database(tea
     assert not Path("/tmp/imdbclf-pwned").exists()
     with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
         psycopg.connect(team_services.database_uri("mlflow"), connect_timeout=10)
+
+
+def test_the_mlflow_server_refuses_anonymous_clients_and_read_only_users_write_nothing(
+        team_services_config, team_services, monkeypatch):
+    """The red team's anonymous writes (artifact over a registered model, runs deleted, the champion alias
+    moved) now get 401; a login made --read-only reads runs and models but changes none of them."""
+    api, ca = f"{team_services.tracking_uri}/api/2.0", str(team_services.ca)
+    for key, value in team_services.env().items():
+        monkeypatch.setenv(key, value)
+    member = MlflowClient(tracking_uri=team_services.tracking_uri)
+    experiment = member.create_experiment("guarded")
+    run = member.create_run(experiment)
+    member.log_text(run.info.run_id, "trusted", "model/pipeline.skops")
+    member.create_registered_model("guarded-model")
+    version = member.create_model_version("guarded-model", f"runs:/{run.info.run_id}/model", run.info.run_id)
+
+    anonymous = [
+        ("GET", f"{api}/mlflow/experiments/search?max_results=5", None),
+        ("GET", f"{api}/mlflow/runs/get?run_id={run.info.run_id}", None),
+        ("POST", f"{api}/mlflow/runs/delete", {"run_id": run.info.run_id}),
+        ("POST", f"{api}/mlflow/experiments/create", {"name": "planted"}),
+        ("GET", f"{api}/mlflow/registered-models/search", None),
+        ("POST", f"{api}/mlflow/registered-models/alias", {"name": "guarded-model", "alias": "champion",
+                                                           "version": version.version}),
+        ("DELETE", f"{api}/mlflow/registered-models/delete", {"name": "guarded-model"}),
+        ("GET", f"{api}/mlflow-artifacts/artifacts/{experiment}/{run.info.run_id}/artifacts/model/pipeline.skops",
+         None),
+        ("PUT", f"{api}/mlflow-artifacts/artifacts/{experiment}/{run.info.run_id}/artifacts/model/pipeline.skops",
+         None),
+    ]
+    for method, url, body in anonymous:
+        answer = requests.request(method, url, json=body, data=b"planted" if method == "PUT" else None,
+                                  verify=ca, timeout=60)
+        assert answer.status_code == 401, (method, url, answer.status_code)
+
+    reader = services.add_member(team_services_config, "reader", read_only=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", reader.member[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", reader.member[1])
+    as_reader = MlflowClient(tracking_uri=team_services.tracking_uri)
+    assert as_reader.get_run(run.info.run_id).info.run_id == run.info.run_id  # READ: runs and models
+    assert as_reader.get_model_version("guarded-model", version.version).run_id == run.info.run_id
+    writes = [lambda: as_reader.create_run(experiment), lambda: as_reader.delete_run(run.info.run_id),
+              lambda: as_reader.log_text(run.info.run_id, "planted", "model/pipeline.skops"),
+              lambda: as_reader.set_registered_model_alias("guarded-model", "champion", version.version),
+              lambda: as_reader.create_model_version("guarded-model", f"runs:/{run.info.run_id}/model"),
+              lambda: as_reader.delete_registered_model("guarded-model")]
+    for write in writes:
+        with pytest.raises(Exception, match="403|PERMISSION_DENIED|Permission denied"):
+            write()
+    assert member.get_run(run.info.run_id).info.lifecycle_stage == "active"
+    assert not member.get_registered_model("guarded-model").aliases
+
+
+def test_a_client_that_does_not_trust_the_ca_or_has_no_login_is_refused_in_one_line(team_services, monkeypatch):
+    for key in ("MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(UserError, match="TLS certificate is not trusted; set MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        store.check_server(team_services.tracking_uri, timeout_s=30)
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(team_services.ca))
+    with pytest.raises(UserError, match="refused the login \\(none given\\)"):
+        store.check_server(team_services.tracking_uri, timeout_s=30)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", team_services.member[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-password")
+    with pytest.raises(UserError, match="refused the login \\(MLFLOW_TRACKING_USERNAME=alice\\)"):
+        store.check_server(team_services.tracking_uri, timeout_s=30)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_services.member[1])
+    store.check_server(team_services.tracking_uri, timeout_s=30)  # the member, trusting the CA
+
+    import psycopg
+
+    uri = team_services.database_uri("optuna")
+    with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):  # another CA's bundle
+        psycopg.connect(uri.replace(str(team_services.ca), "/etc/ssl/certs/ca-certificates.crt"), connect_timeout=10)
+    with pytest.raises(psycopg.OperationalError, match="rejects connection"):  # no TLS: refused
+        psycopg.connect(uri.replace("sslmode=verify-full", "sslmode=disable"), connect_timeout=10)
+    with psycopg.connect(uri, connect_timeout=10) as db:
+        assert db.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+
+
+def test_services_add_user_prints_a_members_exports_and_admin_is_never_mlflows_default(
+        team_services_config, team_services):
+    shown = bench_run(["python", "-m", "imdbclf", "services", "--dir", str(team_services_config.root), "add-user",
+                       "bob"], REPO)
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in shown.stdout.splitlines())
+    assert exports["MLFLOW_TRACKING_USERNAME"] == "bob" and exports["MLFLOW_TRACKING_URI"] == team_services.tracking_uri
+    secret = team_services_config.member_file("bob")
+    assert exports["MLFLOW_TRACKING_PASSWORD"] == secret.read_text().strip() and secret.stat().st_mode & 0o077 == 0
+    admin = team_services_config.secret_file("mlflow-admin")
+    assert admin.stat().st_mode & 0o077 == 0 and admin.read_text().strip() != "password1234"
+    answer = requests.get(f"{team_services.tracking_uri}/api/2.0/mlflow/users/get", params={"username": "bob"},
+                          auth=("bob", exports["MLFLOW_TRACKING_PASSWORD"]), verify=str(team_services.ca), timeout=60)
+    assert answer.ok and answer.json()["user"]["is_admin"] is False
+    again = bench_run(["python", "-m", "imdbclf", "services", "--dir", str(team_services_config.root), "add-user",
+                       "no body"], REPO, check=False)
+    assert again.returncode != 0 and again.stderr.strip().splitlines() == [
+        "error: member name 'no body': use letters, digits, '.', '_' or '-' (at most 64, not 'admin')"]

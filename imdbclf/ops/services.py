@@ -1,13 +1,23 @@
 """Team services: a PostgreSQL cluster and an `mlflow server` on it, started and stopped with one command.
 
 One machine runs them (`make services`, i.e. `python -m imdbclf services up`); every machine of the team
-points the pipeline at them with the two variables that `up` prints:
+points the pipeline at them with the variables that `up` prints:
 
-    MLFLOW_TRACKING_URI=http://<host>:<mlflow port>            runs, registry, artifacts (served)
-    IMDBCLF_TUNING_STORAGE=postgresql://...@<host>:<port>/optuna   the Optuna studies
+    MLFLOW_TRACKING_URI=https://<host>:<mlflow port>           runs, registry, artifacts (served)
+    MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD         a team member's login to the mlflow server
+    MLFLOW_TRACKING_SERVER_CERT_PATH=<services>/tls/ca.crt      the CA that clients trust (TLS only)
+    IMDBCLF_TUNING_STORAGE=postgresql://...@<host>:<port>/optuna?sslmode=verify-full&...   the Optuna studies
 
 Both live in one folder (`.services/` by default): the cluster's data, the served artifact store, the
-logs, generated passwords (0600) and `services.json` (what is running where).
+logs, generated passwords (0600), the TLS CA and certificate (`tls/`) and `services.json` (what is
+running where).
+
+Only the team gets in. The mlflow server runs MLflow's basic-auth app: anonymous requests get 401, a
+generated `admin` (password in `mlflow-admin.password`, never MLflow's default) adds members, each
+member gets the `team` role (edit every experiment and registered model) and new users get no more than
+READ. Bound to anything but loopback, both services speak TLS with a CA made at the first start (or the
+team's own files, by path): PostgreSQL with ssl=on, the workers connecting with sslmode=verify-full, and
+the mlflow server over HTTPS, its clients verifying it against the CA.
 
 Least privilege in PostgreSQL: the cluster's superuser (`imdbclf`, its own password) logs in from this
 machine's loopback only; the tuning workers get a role (`optuna`) that owns the Optuna database and
@@ -25,12 +35,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import glob
 import ipaddress
 import json
 import os
 import pwd
+import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -38,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -46,11 +59,16 @@ import requests
 
 from imdbclf import processes
 from imdbclf.errors import UserError, exit_on_user_error
+from imdbclf.ops import tls
 
 ROLE = "imdbclf"                    # the cluster's superuser: from this machine's loopback only
 TUNING_ROLE = "optuna"              # the tuning workers: the Optuna database(s), nothing else
 MLFLOW_ROLE = "mlflow"              # the mlflow server: MLflow's database, nothing else
-DATABASES = {"mlflow": MLFLOW_ROLE, "optuna": TUNING_ROLE}  # each database and the role that owns it
+DATABASES = {"mlflow": MLFLOW_ROLE, "mlflow_auth": MLFLOW_ROLE, "optuna": TUNING_ROLE}  # each and its owner
+ADMIN = "admin"                     # the mlflow server's administrator: adds members, runs no pipeline
+TEAM_ROLE = "team"                  # every member's MLflow role: edits all experiments and registered models
+TEAM_GRANTS = {"experiment": "EDIT", "registered_model": "EDIT"}
+MEMBER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 LOOPBACK = "127.0.0.1"
 HBA_BEGIN, HBA_END = "# imdbclf services: begin", "# imdbclf services: end"
 
@@ -66,6 +84,13 @@ class Config:
     workers: int = 2                # mlflow server worker processes
     os_user: str = "imdbclf"        # owns the cluster when started as root
     timeout_s: float = 180          # the first start migrates MLflow's schema into PostgreSQL: ~a minute
+    tls: str = "auto"               # on, off, or auto: on unless bound to loopback
+    tls_files: tuple[Path, Path, Path] | None = None   # the team's own CA, certificate and key
+    member: str = field(default_factory=lambda: _default_member())  # whose login `up` prints
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls == "on" or (self.tls == "auto" and not _is_loopback(self.host))
 
     @property
     def data(self) -> Path:
@@ -87,6 +112,22 @@ class Config:
         """The superuser's password (`password`, as before roles existed) or a role's (`<role>.password`)."""
         return self.password_file if role == ROLE else self.root / f"{role}.password"
 
+    def member_file(self, name: str) -> Path:
+        return self.root / "members" / f"{name}.password"
+
+    @property
+    def auth_config(self) -> Path:
+        return self.root / "mlflow-auth.ini"
+
+
+def _default_member() -> str:
+    """The first member is whoever starts the services (their login name, made safe for MLflow)."""
+    with contextlib.suppress(Exception):
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", getpass.getuser()).lstrip("._-")
+        if MEMBER_NAME.fullmatch(name):
+            return name
+    return "member"
+
 
 @dataclass(frozen=True)
 class Endpoints:
@@ -96,6 +137,8 @@ class Endpoints:
     pg_port: int
     mlflow_port: int
     passwords: dict[str, str]  # by role: the superuser's, the tuning workers', the mlflow server's
+    ca: Path | None = None     # with TLS: the CA certificate clients verify both servers against
+    member: tuple[str, str] | None = None  # the mlflow server login (name, password) the exports carry
 
     @property
     def _url_host(self) -> str:
@@ -103,11 +146,13 @@ class Endpoints:
 
     @property
     def tracking_uri(self) -> str:
-        return f"http://{self._url_host}:{self.mlflow_port}"
+        return f"{'https' if self.ca else 'http'}://{self._url_host}:{self.mlflow_port}"
 
     def database_uri(self, database: str) -> str:
-        """What the tuning workers log in with: the `optuna` role, which owns the Optuna databases only."""
-        return f"postgresql://{TUNING_ROLE}:{self.passwords[TUNING_ROLE]}@{self._url_host}:{self.pg_port}/{database}"
+        """What the tuning workers log in with: the `optuna` role, which owns the Optuna databases only;
+        over TLS, the server's certificate must be signed by our CA and name the host (verify-full)."""
+        uri = f"postgresql://{TUNING_ROLE}:{self.passwords[TUNING_ROLE]}@{self._url_host}:{self.pg_port}/{database}"
+        return f"{uri}?sslmode=verify-full&sslrootcert={self.ca}" if self.ca else uri
 
     def local_uri(self, role: str, database: str) -> str:
         """A login of `role` from this machine, over loopback (the superuser's only way in)."""
@@ -115,10 +160,20 @@ class Endpoints:
 
     def env(self) -> dict[str, str]:
         """The variables that point the pipeline (and a tuning worker) at these services."""
-        return {"MLFLOW_TRACKING_URI": self.tracking_uri, "IMDBCLF_TUNING_STORAGE": self.database_uri("optuna")}
+        env = {"MLFLOW_TRACKING_URI": self.tracking_uri}
+        if self.member:
+            env |= {"MLFLOW_TRACKING_USERNAME": self.member[0], "MLFLOW_TRACKING_PASSWORD": self.member[1]}
+        if self.ca:
+            env["MLFLOW_TRACKING_SERVER_CERT_PATH"] = str(self.ca)
+        return env | {"IMDBCLF_TUNING_STORAGE": self.database_uri("optuna")}
 
     def export_lines(self) -> str:
-        return "\n".join(f"export {key}={value}" for key, value in self.env().items())
+        return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in self.env().items())
+
+    @property
+    def verify(self) -> str | bool:
+        """What `requests` checks the mlflow server's certificate against."""
+        return str(self.ca) if self.ca else True
 
 
 def postgres_bindir() -> Path | None:
@@ -189,8 +244,13 @@ def _check_port_free(host: str, port: int, what: str, setting: str) -> None:
 
 def _password(config: Config, role: str = ROLE) -> str:
     """`role`'s password, generated at the first start and kept 0600 in the services folder."""
-    path = config.secret_file(role)
+    return _secret(config.secret_file(role))
+
+
+def _secret(path: Path) -> str:
+    """A random secret, generated once into a 0600 file."""
     if not path.exists():
+        path.parent.mkdir(mode=0o700, exist_ok=True)
         with contextlib.suppress(FileExistsError):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -202,32 +262,35 @@ def _passwords(config: Config) -> dict[str, str]:
     return {role: _password(config, role) for role in (ROLE, TUNING_ROLE, MLFLOW_ROLE)}
 
 
-def _hba_rules() -> str:
-    """Who may log in from where, first match wins: the superuser from loopback alone, each role to its
-    own database(s) (a bench's extra Optuna databases are the tuning role's too), no one else."""
+def _hba_rules(tls_only: bool) -> str:
+    """Who may log in from where, first match wins: the superuser and the mlflow server's role from
+    loopback alone, the workers' role to its own database(s) (a bench's extra Optuna databases are its
+    too; over TLS only when the services speak it), no one else."""
+    mlflow = ",".join(db for db, owner in DATABASES.items() if owner == MLFLOW_ROLE)
     rules = [f"host all {ROLE} 127.0.0.1/32 scram-sha-256", f"host all {ROLE} ::1/128 scram-sha-256",
-             f"host all {ROLE} all reject", f"host mlflow {MLFLOW_ROLE} all scram-sha-256",
-             f"host all {MLFLOW_ROLE} all reject", f"host all {TUNING_ROLE} all scram-sha-256",
-             "host all all all reject"]
+             f"host all {ROLE} all reject", f"host {mlflow} {MLFLOW_ROLE} 127.0.0.1/32 scram-sha-256",
+             f"host {mlflow} {MLFLOW_ROLE} ::1/128 scram-sha-256", f"host all {MLFLOW_ROLE} all reject",
+             f"host{'ssl' if tls_only else ''} all {TUNING_ROLE} all scram-sha-256", "host all all all reject"]
     return "\n".join([HBA_BEGIN, *rules, HBA_END]) + "\n"
 
 
-def _write_hba(config: Config) -> bool:
+def _write_hba(config: Config, tls_only: bool) -> bool:
     """pg_hba.conf with our rules in place of any earlier version of them; True if it changed."""
     path = config.data / "pg_hba.conf"
     text = path.read_text()
     if HBA_BEGIN in text:
         text = text[: text.index(HBA_BEGIN)] + text[text.index(HBA_END) + len(HBA_END) + 1:]
     text = text.replace("host all all all scram-sha-256\n", "")  # the one rule of earlier versions
-    updated = text + _hba_rules()
+    updated = _hba_rules(tls_only) + text  # first: initdb's own loopback rules would match before ours
     if updated == path.read_text():
         return False
     path.write_text(updated)
     return True
 
 
-def _start_postgres(config: Config, password: str) -> None:
-    """Create the cluster once (password login from any address it listens on), then start it."""
+def _start_postgres(config: Config, password: str, certificates: tls.Certificates | None) -> None:
+    """Create the cluster once (password login from any address it listens on), then start it (with
+    TLS: its own copy of the certificate and key, which PostgreSQL wants owned by its user)."""
     user = _cluster_user(config)
     if user:  # the cluster's user must reach the folder; its parents are the caller's to open
         os.chmod(config.root, 0o711)
@@ -245,7 +308,14 @@ def _start_postgres(config: Config, password: str) -> None:
             _give_to(Path(pwfile.name), user)
             _pg(config, user, "initdb", "-D", config.data.resolve(), "-U", ROLE, "--pwfile", pwfile.name,
                 "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C")
-    changed = _write_hba(config)  # listen_addresses limits who can try; pg_hba.conf who may log in
+    changed = _write_hba(config, certificates is not None)  # listen_addresses: who can try; pg_hba.conf: who gets in
+    if certificates:
+        for name, source in (("server.crt", certificates.cert), ("server.key", certificates.key)):
+            target = config.data / name
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(source.read_bytes())
+            _give_to(target, user)
     if _pg(config, user, "pg_ctl", "status", "-D", config.data.resolve(), check=False).returncode == 0:
         # postmaster.pid: pid, data dir, start time, port, socket dir, listen address, ...
         lines = (config.data / "postmaster.pid").read_text().splitlines()
@@ -263,6 +333,9 @@ def _start_postgres(config: Config, password: str) -> None:
     # too long or not writable
     addresses = config.host if _is_loopback(config.host) else f"{config.host},{LOOPBACK}"
     options = f"-h {addresses} -p {config.pg_port} -k ''"
+    if certificates:
+        options += f" -c ssl=on -c ssl_cert_file={config.data.resolve()}/server.crt" \
+                   f" -c ssl_key_file={config.data.resolve()}/server.key"
     _pg(config, user, "pg_ctl", "start", "-w", "-t", str(int(config.timeout_s)), "-D", config.data.resolve(),
         "-l", log.resolve(), "-o", options)
 
@@ -340,23 +413,43 @@ def _mlflow_process(state: dict) -> psutil.Process | None:
     return processes.running(state["mlflow_pid"], state["mlflow_started"])
 
 
-def _start_mlflow(config: Config, endpoints: Endpoints) -> psutil.Process:
+def _write_auth_config(config: Config, endpoints: Endpoints) -> None:
+    """MLflow's basic-auth settings (0600: they hold the mlflow role's password): users and grants in
+    their own database, new users READ at most, the generated admin password (used at the first start)."""
+    text = "\n".join(["[mlflow]", "default_permission = READ",
+                      f"database_uri = {endpoints.local_uri(MLFLOW_ROLE, 'mlflow_auth')}",
+                      f"admin_username = {ADMIN}", f"admin_password = {_password(config, 'mlflow-admin')}",
+                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth", ""])
+    fd = os.open(config.auth_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _start_mlflow(config: Config, endpoints: Endpoints, certificates: tls.Certificates | None) -> psutil.Process:
     config.artifacts.mkdir(exist_ok=True)
     log = config.root / "mlflow.log"
-    cmd = [sys.executable, "-m", "mlflow", "server", "--artifacts-destination", str(config.artifacts.resolve()),
-           "--serve-artifacts", "--host", config.host, "--port", str(config.mlflow_port),
-           "--workers", str(config.workers)]
+    _write_auth_config(config, endpoints)
+    host_port = f"{endpoints._url_host}:{config.mlflow_port}"
+    cmd = [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+           "--artifacts-destination", str(config.artifacts.resolve()), "--serve-artifacts",
+           "--host", config.host, "--port", str(config.mlflow_port), "--workers", str(config.workers),
+           "--allowed-hosts", f"{endpoints._url_host},{host_port}"]
+    if certificates:
+        cmd += ["--uvicorn-opts", f"--ssl-keyfile {shlex.quote(str(certificates.key))} "
+                                  f"--ssl-certfile {shlex.quote(str(certificates.cert))}"]
     # --backend-store-uri through its environment variable: a password on a command line is public (ps)
     # MLflow's job runner (GenAI evaluation, prompt optimisation; ~2 GB in 8 processes) unless asked for
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ,
-           "MLFLOW_BACKEND_STORE_URI": endpoints.local_uri(MLFLOW_ROLE, "mlflow")}
+           "MLFLOW_BACKEND_STORE_URI": endpoints.local_uri(MLFLOW_ROLE, "mlflow"),
+           "MLFLOW_AUTH_CONFIG_PATH": str(config.auth_config.resolve()),
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": _password(config, "flask-secret")}
     with open(log, "ab") as out:  # its own session: `down` stops the server and its workers as one group
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                    start_new_session=True)
     deadline = time.monotonic() + config.timeout_s
     while True:
         with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{endpoints.tracking_uri}/health", timeout=2).ok:
+            if requests.get(f"{endpoints.tracking_uri}/health", timeout=2, verify=endpoints.verify).ok:
                 return psutil.Process(process.pid)
         if process.poll() is not None or time.monotonic() > deadline:
             _stop_group(process.pid)
@@ -398,35 +491,133 @@ def _check_host(host: str) -> None:
                             "(the printed URLs use it), not a wildcard")
 
 
+def _certificates(config: Config) -> tls.Certificates | None:
+    if not config.uses_tls:
+        return None
+    if config.tls_files:
+        return tls.given(*config.tls_files)
+    hosts = list(dict.fromkeys([config.host, LOOPBACK, "localhost"]))  # the address, and this machine's own
+    return tls.ensure(config.root / "tls", hosts)
+
+
+def _check_ssl(endpoints: Endpoints, wanted: bool) -> None:
+    """A cluster started earlier with the other TLS setting keeps it until restarted."""
+    with _admin(endpoints) as db:
+        if (db.execute("SHOW ssl").fetchone()[0] == "on") != wanted:
+            raise UserError(f"PostgreSQL on port {endpoints.pg_port} runs {'without' if wanted else 'with'} TLS, "
+                            "started with another --tls setting: stop the services first (make services-down)")
+
+
 def up(config: Config) -> Endpoints:
-    """Start whatever of the two is not running yet; return how to reach them."""
+    """Start whatever of the two is not running yet; return how to reach them, as `config.member`."""
     _check_host(config.host)
+    _check_member_name(config.member)
     config.root.mkdir(parents=True, exist_ok=True)
-    endpoints = Endpoints(config.host, config.pg_port, config.mlflow_port, _passwords(config))
+    certificates = _certificates(config)
+    endpoints = Endpoints(config.host, config.pg_port, config.mlflow_port, _passwords(config),
+                          certificates.ca.resolve() if certificates else None)
     state = _read_state(config)
     running = _mlflow_process(state)
-    if running and (state.get("host"), state.get("pg_port"), state.get("mlflow_port")) != (
-            config.host, config.pg_port, config.mlflow_port):
+    if running and (state.get("host"), state.get("pg_port"), state.get("mlflow_port"), state.get("tls", False)) != (
+            config.host, config.pg_port, config.mlflow_port, certificates is not None):
         raise UserError(f"services in {config.root} already run on {state['host']} (PostgreSQL "
-                        f"{state['pg_port']}, MLflow {state['mlflow_port']}): stop them first (make services-down)")
-    _start_postgres(config, endpoints.passwords[ROLE])
+                        f"{state['pg_port']}, MLflow {state['mlflow_port']}, TLS {state.get('tls', False)}): "
+                        "stop them first (make services-down)")
+    _start_postgres(config, endpoints.passwords[ROLE], certificates)
+    _check_ssl(endpoints, certificates is not None)
     _ensure_roles(endpoints)
     create_databases(endpoints)
     if running is None:
         _check_port_free(config.host, config.mlflow_port, "mlflow server", "MLFLOW_PORT=..., or --mlflow-port")
-        running = _start_mlflow(config, endpoints)
+        running = _start_mlflow(config, endpoints, certificates)
     state = {"host": config.host, "pg_port": config.pg_port, "mlflow_port": config.mlflow_port,
-             "mlflow_pid": running.pid, "mlflow_started": running.create_time()}
+             "tls": certificates is not None, "ca": str(endpoints.ca) if endpoints.ca else None,
+             "member": config.member, "mlflow_pid": running.pid, "mlflow_started": running.create_time()}
     config.state_file.write_text(json.dumps(state, indent=2) + "\n")
-    return endpoints
+    _ensure_team_role(config, endpoints)
+    return add_member(config, config.member)
 
 
-def endpoints(config: Config) -> Endpoints:
-    """How to reach the services that `up` started in this folder (as it recorded them)."""
+def _recorded(config: Config) -> tuple[Endpoints, dict]:
+    """The services that `up` started in this folder, as it recorded them (no member's login)."""
     state = _read_state(config)
     if not state or not config.password_file.exists():
         raise UserError(f"no services in {config.root}: start them with `make services`")
-    return Endpoints(state["host"], state["pg_port"], state["mlflow_port"], _passwords(config))
+    return Endpoints(state["host"], state["pg_port"], state["mlflow_port"], _passwords(config),
+                     Path(state["ca"]) if state.get("ca") else None), state
+
+
+def endpoints(config: Config, member: str | None = None) -> Endpoints:
+    """How `member` (default: whoever started them) reaches the services that `up` started in this folder."""
+    reached, state = _recorded(config)
+    member = member or state.get("member") or config.member
+    if not config.member_file(member).exists():
+        raise UserError(f"no member '{member}' in {config.root}: add them with "
+                        f"`python -m imdbclf services add-user {member}`")
+    return replace(reached, member=(member, _secret(config.member_file(member))))
+
+
+def _check_member_name(name: str) -> None:
+    if not MEMBER_NAME.fullmatch(name) or name == ADMIN:
+        raise UserError(f"member name {name!r}: use letters, digits, '.', '_' or '-' (at most 64, not '{ADMIN}')")
+
+
+def _auth_api(config: Config, endpoints: Endpoints, method: str, path: str, **kwargs) -> dict:
+    """One call to the mlflow server's user and role API, as its admin."""
+    response = requests.request(method, f"{endpoints.tracking_uri}{path}", timeout=60, verify=endpoints.verify,
+                                auth=(ADMIN, _password(config, "mlflow-admin")), **kwargs)
+    if not response.ok:
+        raise UserError(f"mlflow server {method} {path}: HTTP {response.status_code} {response.text.strip()[:200]}")
+    return response.json() if response.content else {}
+
+
+def _auth_routes():
+    """MLflow's auth API paths (importing them imports the server app, which warns about Starlette)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from mlflow.server.auth import routes
+    return routes
+
+
+def _ensure_team_role(config: Config, endpoints: Endpoints) -> int:
+    """The `team` role (edit every experiment and registered model), made once; its id."""
+    routes = _auth_routes()
+    roles = _auth_api(config, endpoints, "GET", routes.LIST_ROLES, params={"workspace": "default"})["roles"]
+    role = next((r for r in roles if r["name"] == TEAM_ROLE), None)
+    if role is None:
+        role = _auth_api(config, endpoints, "POST", routes.CREATE_ROLE, json={
+            "workspace": "default", "name": TEAM_ROLE,
+            "description": "team members: run the pipeline (edit every experiment and registered model)"})["role"]
+        for resource_type, permission in TEAM_GRANTS.items():
+            _auth_api(config, endpoints, "POST", routes.ADD_ROLE_PERMISSION, json={
+                "role_id": role["id"], "resource_type": resource_type, "resource_pattern": "*",
+                "permission": permission})
+    return int(role["id"])
+
+
+def add_member(config: Config, name: str, read_only: bool = False) -> Endpoints:
+    """A login to the mlflow server for `name`, with a generated password (0600 in `members/`); a member
+    gets the team role, a read-only one stays at the default READ. Idempotent."""
+    routes = _auth_routes()
+    _check_member_name(name)
+    reached, _ = _recorded(config)
+    password = _secret(config.member_file(name))
+    known = requests.get(f"{reached.tracking_uri}{routes.GET_USER}", params={"username": name}, timeout=60,
+                         verify=reached.verify, auth=(ADMIN, _password(config, "mlflow-admin")))
+    if known.status_code == 404 or "RESOURCE_DOES_NOT_EXIST" in known.text:
+        _auth_api(config, reached, "POST", routes.CREATE_USER, json={"username": name, "password": password})
+    elif not known.ok:
+        raise UserError(f"mlflow server: looking up user {name}: HTTP {known.status_code} {known.text.strip()[:200]}")
+    role_id = _ensure_team_role(config, reached)
+    assigned = _auth_api(config, reached, "GET", routes.LIST_USER_ROLES, params={"username": name})["roles"]
+    has_role = any(int(r["id"]) == role_id for r in assigned)
+    if not read_only and not has_role:
+        _auth_api(config, reached, "POST", routes.ASSIGN_ROLE, json={"username": name, "role_id": role_id})
+    elif read_only and has_role:
+        _auth_api(config, reached, "DELETE", routes.UNASSIGN_ROLE, json={"username": name, "role_id": role_id})
+    return replace(reached, member=(name, password))
 
 
 def down(config: Config) -> None:
@@ -446,8 +637,12 @@ def down(config: Config) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m imdbclf services", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down", "env"],
-                        help="up: start and print the exports; down: stop; env: print the exports again")
+    parser.add_argument("action", choices=["up", "down", "env", "add-user"],
+                        help="up: start and print the exports; down: stop; env: print the exports again (of "
+                             "NAME, if given); add-user NAME: a team member's login, and the exports they paste")
+    parser.add_argument("name", nargs="?", help="the member, for add-user and env")
+    parser.add_argument("--read-only", action="store_true",
+                        help="add-user: a login that reads runs and models but writes nothing")
     defaults = Config()
     parser.add_argument("--dir", type=Path, default=defaults.root,
                         help="where the services keep their state (default: %(default)s)")
@@ -459,17 +654,32 @@ def main(argv: list[str] | None = None) -> None:
                         help="mlflow server worker processes (default: %(default)s)")
     parser.add_argument("--os-user", default=defaults.os_user,
                         help="the user that runs PostgreSQL when started as root (default: %(default)s)")
+    parser.add_argument("--tls", choices=["auto", "on", "off"], default=defaults.tls,
+                        help="TLS for both services; auto: on unless bound to loopback (default: %(default)s)")
+    parser.add_argument("--tls-files", nargs=3, type=Path, metavar=("CA", "CERT", "KEY"),
+                        help="the team's own CA certificate, server certificate and key (default: made in DIR/tls)")
+    parser.add_argument("--member", default=defaults.member,
+                        help="up: the member whose login the exports carry (default: %(default)s)")
     args = parser.parse_args(argv)
-    config = Config(args.dir, args.host, args.pg_port, args.mlflow_port, args.workers, args.os_user)
+    config = Config(args.dir, args.host, args.pg_port, args.mlflow_port, args.workers, args.os_user, tls=args.tls,
+                    tls_files=tuple(args.tls_files) if args.tls_files else None, member=args.member)
     if args.action == "down":
         down(config)
         print(f"services in {config.root} stopped (their data stay there)")
         return
-    reached = up(config) if args.action == "up" else endpoints(config)
+    if args.action == "add-user":
+        if not args.name:
+            raise UserError("add-user needs the member's name: python -m imdbclf services add-user NAME")
+        reached = add_member(config, args.name, args.read_only)
+        print(f"# {args.name}'s exports ({'read-only' if args.read_only else 'team role'}): send them privately"
+              + (f", with {reached.ca} (the CA, to the same path or edit the two lines that name it)"
+                 if reached.ca else ""), file=sys.stderr)
+    else:
+        reached = up(config) if args.action == "up" else endpoints(config, args.name)
     if args.action == "up":
         print(f"# PostgreSQL on {config.host}:{config.pg_port} (databases {', '.join(DATABASES)}; workers log in as "
-              f"{TUNING_ROLE}, not a superuser), "
-              f"mlflow server on {reached.tracking_uri}, state in {config.root}/", file=sys.stderr)
+              f"{TUNING_ROLE}, not a superuser), mlflow server on {reached.tracking_uri} (logins only"
+              f"{', TLS' if reached.ca else ''}), state in {config.root}/", file=sys.stderr)
     print(reached.export_lines())
 
 

@@ -93,12 +93,24 @@ def check_sqlite_store(path: Path) -> None:
 
 
 def check_server(uri: str, timeout_s: float) -> None:
-    """One quick look at a tracking server before any work, instead of minutes of MLflow's retries."""
+    """One quick look at a tracking server before any work, instead of minutes of MLflow's retries: it
+    answers, its certificate is one we trust, and it takes our login."""
+    cert = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s, verify=cert).raise_for_status()
+        answer = requests.get(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", params={"max_results": 1},
+                              timeout=timeout_s, verify=cert, auth=(user, password) if user else None)
+    except requests.exceptions.SSLError:
+        raise UserError(f"MLflow tracking server {uri}: its TLS certificate is not trusted; set "
+                        "MLFLOW_TRACKING_SERVER_CERT_PATH to the team's ca.crt (make services prints it)") from None
     except requests.RequestException as err:
         raise UserError(f"MLflow tracking server {uri} is not reachable ({type(err).__name__}); "
                         "start it, or unset MLFLOW_TRACKING_URI for the embedded store") from None
+    if answer.status_code == 401:
+        raise UserError(f"MLflow tracking server {uri} refused the login "
+                        f"({'MLFLOW_TRACKING_USERNAME=' + user if user else 'none given'}): set "
+                        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD as `services add-user` printed them")
 
 
 @contextlib.contextmanager
