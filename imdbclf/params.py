@@ -26,7 +26,18 @@ class Section(BaseModel):
 
 
 class DataParams(Section):
+    # aclimdb: the aclImdb archive's layout (URL, .tar.gz or directory); table: CSV, TSV, Parquet or JSON Lines
+    format: Literal["aclimdb", "table"] = "aclimdb"
     source: str = Field(min_length=1)
+    # aclimdb: the sentiment folder (negative/positive) or the star rating in each file name (8 classes)
+    label: Literal["sentiment", "rating"] = "sentiment"
+    # table: its test set, or null to carve one out of `source` (split.test_fraction, stratified, grouped)
+    test_source: str | None = Field(None, min_length=1)
+    table_format: Literal["auto", "csv", "tsv", "parquet", "jsonl"] = "auto"  # auto: from the file name
+    text_column: str = Field("text", min_length=1)
+    label_column: str = Field("label", min_length=1)
+    group_column: str | None = Field(None, min_length=1)  # what must not straddle splits (null: none)
+    id_column: str | None = Field(None, min_length=1)     # null: row numbers
     sha256: str | None = None
     timeout_s: float = Field(60.0, gt=0)  # each read of a download
     # Limits that a broken or hostile source hits long before the machine's memory or disk does.
@@ -48,7 +59,10 @@ class SplitParams(Section):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     # movie: no movie has reviews in both train and validation (as the official test set is built);
     # none: reviews are split one by one.
-    group_by: Literal["movie", "none"] = "movie"
+    # (movie and group mean the same: the source's groups, the movie for IMDB, data.group_column for a table)
+    group_by: Literal["movie", "group", "none"] = "movie"
+    # a table without data.test_source: the fraction of it held out as the test set (stratified, grouped)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
     seed: Seed = 42
     # Stratified subsamples, for quick runs on small machines; null keeps the whole split.
     max_train: int | None = Field(None, gt=0)

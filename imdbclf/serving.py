@@ -1,4 +1,5 @@
-"""The MLflow pyfunc of a trained family: raw review strings in; probability, label and sentiment out."""
+"""The MLflow pyfunc of a trained family: raw text strings in; the predicted class (`label`), its
+`probability` and the `probabilities` of every class out (IMDB's sentiment models also `sentiment`)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Map
 
 from imdbclf import codedeps
+from imdbclf.data import BINARY
 from imdbclf.errors import UserError
+from imdbclf.families.base import binary_matrix, predicted_labels
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REQUIREMENTS = PACKAGE_DIR.parent / "requirements.txt"  # the pinned versions, read (never repeated) here
@@ -38,10 +42,9 @@ INPUT_EXAMPLE = pd.DataFrame({"text": ["A wonderful film.", "Two hours I will ne
 # a message of several lines that echoes the whole request.
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "text", required=False)]),
-    outputs=Schema([ColSpec("double", "probability"), ColSpec("long", "label"), ColSpec("string", "sentiment")]),
+    outputs=Schema([ColSpec("double", "probability"), ColSpec("string", "label"),
+                    ColSpec("string", "sentiment", required=False), ColSpec(Map(DataType.double), "probabilities")]),
 )
-SENTIMENTS = ("negative", "positive")  # label 0, label 1: the data's labels (neg/ and pos/ in the archive)
-THRESHOLD = 0.5
 
 
 class InvalidInput(MlflowException):
@@ -98,19 +101,26 @@ def as_texts(model_input: pd.DataFrame | pd.Series | np.ndarray | Sequence[str] 
     return values
 
 
-def predictions_frame(proba: np.ndarray | Sequence[float], threshold: float = THRESHOLD) -> pd.DataFrame:
+def predictions_frame(proba: np.ndarray | Sequence[float], classes: Sequence[str] = BINARY) -> pd.DataFrame:
     """What a prediction says, the same in the served model, `python -m imdbclf predict` and the report:
-    `probability` (of positive), `label` (1 positive, 0 negative, as in the data) and `sentiment` (the
-    label in words). New columns go last, so that clients reading the first ones keep working."""
+    the predicted class's name (`label`), its `probability` and every class's (`probabilities`); a
+    sentiment model (IMDB's negative/positive) also says `sentiment`, the label, as it always did.
+    `proba`: an (n, K) matrix, or one probability of the positive class per text."""
     proba = np.asarray(proba, dtype=float)
-    label = (proba >= threshold).astype(int)
-    return pd.DataFrame({"probability": proba, "label": label,
-                         "sentiment": np.array(SENTIMENTS, dtype=object)[label]})
+    proba = binary_matrix(proba) if proba.ndim == 1 else proba
+    label = predicted_labels(proba)
+    names = np.array([str(c) for c in classes], dtype=object)[label]
+    frame = pd.DataFrame({"probability": proba[np.arange(len(proba)), label], "label": names})
+    if tuple(classes) == BINARY:
+        frame["sentiment"] = names
+    frame["probabilities"] = [dict(zip(map(str, classes), map(float, row))) for row in proba]
+    return frame
 
 
-def predictions(texts: Sequence[str], proba: np.ndarray | Sequence[float]) -> list[dict]:
-    """Each review with its prediction, as JSON-ready dicts: what the CLI and evaluate print and write."""
-    return [{"text": text, **row} for text, row in zip(texts, predictions_frame(proba).to_dict("records"))]
+def predictions(texts: Sequence[str], frame: pd.DataFrame) -> list[dict]:
+    """Each text with its prediction (a `predictions_frame`), as JSON-ready dicts: what the CLI and
+    evaluate print and write."""
+    return [{"text": text, **row} for text, row in zip(texts, frame.to_dict("records"))]
 
 
 class ReviewClassifier(mlflow.pyfunc.PythonModel):
@@ -124,7 +134,7 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
         self.family = families.load(Path(context.artifacts["model_dir"]))
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
-        return predictions_frame(self.family.predict_proba(as_texts(model_input)))
+        return predictions_frame(self.family.predict_proba(as_texts(model_input)), self.family.classes)
 
 
 def canonical(name: str) -> str:
@@ -167,7 +177,7 @@ def code_files(family: str) -> list[Path]:
 
 def log_model(model_dir: Path, registered_name: str | None, requirements: Path = REQUIREMENTS):
     """Log a saved family as a pyfunc and register it, with its signature (a `text` string column in;
-    `probability`, `label` and `sentiment` out), an input example, and only what scoring needs: the
+    `probability`, `label`, `sentiment` and `probabilities` out), an input example, and only what scoring needs: the
     package's files it imports as code, the pinned packages it imports as pip requirements."""
     from imdbclf import families
 

@@ -1,7 +1,7 @@
-"""evaluate@<model>: test metrics of every retrained seed (and their mean ± std), ROC and confusion
-data for `dvc plots`, per-review test and validation predictions for the report, and the example
-reviews scored. The saved models are scored on validation too: those numbers must be the ones
-retrain reported for the best epoch."""
+"""evaluate@<model>: test metrics of every retrained seed (and their mean ± std; per class, and macro
+over classes), ROC and confusion data for `dvc plots` (a K×K confusion matrix for K classes), per-text
+test and validation predictions for the report, and the example texts scored. The saved models are
+scored on validation too: those numbers must be the ones retrain reported for the best epoch."""
 
 import argparse
 from pathlib import Path
@@ -28,14 +28,18 @@ def main(model: str) -> str:
             per_seed.append(scores)
             if seed == seeds[0]:  # the first seed's model is the registered one: its plots and examples
                 examples = family.predict_proba(p.evaluate.examples) if p.evaluate.examples else []
+                classes = family.classes
         first = test_proba[seeds[0]]
-        result = {**evaluation.summarize_seeds(per_seed, evaluation.SUMMARIZED),
-                  "confusion_matrix": per_seed[0]["confusion_matrix"], "seeds": per_seed, "test_reviews": len(test),
-                  "val_reviews": len(val)}
-        scored = serving.predictions(p.evaluate.examples, examples)
+        result = {**evaluation.summarize_seeds(per_seed, evaluation.SUMMARIZED), "classes": list(classes),
+                  "confusion_matrix": per_seed[0]["confusion_matrix"], "per_class": per_seed[0]["per_class"],
+                  "seeds": per_seed, "test_reviews": len(test), "val_reviews": len(val)}
+        scored = serving.predictions(p.evaluate.examples, serving.predictions_frame(examples, classes)) \
+            if len(examples) else []
 
         atomic.write_csv(pd.DataFrame(evaluation.roc_points(test.labels, first)), out / "roc.csv")
-        atomic.write_csv(pd.DataFrame({"actual": test.labels, "predicted": (first >= serving.THRESHOLD).astype(int)}),
+        names = pd.Series(classes)
+        atomic.write_csv(pd.DataFrame({"actual": names[test.labels].to_numpy(),
+                                       "predicted": names[families.predicted_labels(first)].to_numpy()}),
                          out / "confusion.csv")
         atomic.write_parquet(evaluation.predictions_table(test, test_proba), outputs.predictions(model, "test"))
         atomic.write_parquet(evaluation.predictions_table(val, val_proba), outputs.predictions(model, "val"))
@@ -48,10 +52,12 @@ def main(model: str) -> str:
         print(f"evaluate@{model}: saved model on validation: accuracy {result['val_accuracy']:.4f}, "
               f"loss {result['val_loss']:.4f}")
         for row in scored:
-            print(f"  {row['probability']:.3f} {row['sentiment']:8s} {row['text'][:70]}")
+            print(f"  {row['probability']:.3f} {row['label']:8s} {row['text'][:70]}")
     accuracy = significance.mean_std(result["accuracy"], result["accuracy_std"], len(per_seed))
-    return (f"test accuracy {accuracy}, F1 {result['f1']:.4f}, ROC-AUC {result['roc_auc']:.4f}, "
-            f"{result['reviews_per_second']:.0f} reviews/s")
+    k = len(classes)
+    f1 = f"F1 {result['f1']:.4f}" if k == 2 else f"macro-F1 {result['macro_f1']:.4f} ({k} classes)"
+    return (f"test accuracy {accuracy}, {f1}, ROC-AUC {result['roc_auc']:.4f}, "
+            f"{result['texts_per_second']:.0f} texts/s")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""fetch: the IMDB archive (URL, local .tar.gz or directory) → data/raw/{train,test}/{pos,neg}/."""
+"""fetch: the data source (the IMDB archive: URL, local .tar.gz or directory; or a table of labelled
+texts) → data/raw/."""
 
 from imdbclf import data, outputs, params, tracking
 from imdbclf.ops.stage import stage
@@ -8,10 +9,12 @@ from imdbclf.ops.stage import stage
 def main() -> str:
     p = params.load()
     logged = {**p.data.model_dump(), "source": data.shown(p.data.source)}  # no password in MLflow
+    if p.data.test_source:
+        logged["test_source"] = data.shown(p.data.test_source)
     with tracking.stage_run(p, "fetch", {"data": logged}):
-        count = data.fetch(p.data.source, outputs.RAW, p.data.sha256, p.data.timeout_s, data.Limits.of(p.data))
+        count = data.sources.fetch(p.data, outputs.RAW)
         tracking.log_metrics({"reviews": count})
-    return f"{count} labelled reviews in {outputs.RAW}/"
+    return f"{count} labelled {'texts' if p.data.format == 'table' else 'reviews'} in {outputs.RAW}/"
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""report: compare every evaluated model — table, validation accuracy with a CI by movie, paired
+"""report: compare every evaluated model — table, validation accuracy with a CI by group (movie), paired
 bootstrap CIs and McNemar tests (Holm-adjusted) on the same test reviews, figures, example reviews
 and each model's most confident mistakes — and name the champion (best validation accuracy).
 
@@ -23,7 +23,7 @@ def main() -> str:
         result = compare.compare([compare.ModelOutputs.read(model) for model in p.models], test, val, r)
         shown = {title: f"figures/{name}.png" for name, title in figures.TITLES.items()}
         text = markdown.markdown(result.rows, result.pairs, r.confidence, result.examples, result.worst,
-                                 result.champion, shown)
+                                 result.champion, shown, p.tracking.experiment, result.grouped_by)
         drawn = figures.draw(result)
         for row in result.rows:  # a store that lost its registry gets the versions again from models/
             seed_dir = outputs.seed_dir(row["model"], p.model(row["model"]).retrain.seeds[0])

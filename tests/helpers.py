@@ -135,3 +135,10 @@ def splits(per_class: int = 24, seed: int = 3):
         return Split(prefix, np.array([t for t, _ in items], dtype=object), np.array([y for _, y in items]))
 
     return split("train"), split("test")
+
+
+def labelled(raw: Path, split: str, movies_required: bool = False):
+    """A split's reviews as the split stage reads them: labels 0 (negative) and 1 (positive)."""
+    from imdbclf import data
+
+    return data.encode_labels(data.read_reviews(raw, split, movies_required), data.BINARY, split)

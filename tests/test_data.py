@@ -6,6 +6,7 @@ import pytest
 
 from imdbclf import data
 from imdbclf.errors import UserError
+from tests.helpers import labelled
 from tests.tiny_imdb import write_archive, write_tree
 
 
@@ -93,8 +94,8 @@ def test_unreachable_url_is_a_user_error(tmp_path):
 def test_split_is_stratified_and_reports_duplicates(tmp_path):
     write_tree(tmp_path / "src", 20)
     data.fetch(str(tmp_path / "src"), tmp_path / "raw")
-    train = data.read_reviews(tmp_path / "raw", "train")
-    test = data.read_reviews(tmp_path / "raw", "test")
+    train = labelled(tmp_path / "raw", "train")
+    test = labelled(tmp_path / "raw", "test")
     fit, val = data.split_train_val(train, 0.25, seed=1, group_by="none")
     assert len(fit) == 30 and len(val) == 10
     assert fit["label"].sum() == 15 and val["label"].sum() == 5
@@ -114,12 +115,12 @@ def test_stratified_subsample_keeps_balance():
 def test_split_by_movie_keeps_each_movie_on_one_side(tmp_path):
     write_tree(tmp_path / "src", 30)
     data.fetch(str(tmp_path / "src"), tmp_path / "raw")
-    train = data.read_reviews(tmp_path / "raw", "train", movies_required=True)
+    train = labelled(tmp_path / "raw", "train", movies_required=True)
     assert train["movie"].nunique() == 10  # three reviews of each class per movie
     fit, val = data.split_train_val(train, 0.2, seed=3)
     assert not set(fit["movie"]) & set(val["movie"])
     assert len(val) == 12 and val["label"].sum() == 6  # two whole movies: stratified as well
-    stats = data.split_stats({"train": fit, "val": val, "test": data.read_reviews(tmp_path / "raw", "test")})
+    stats = data.split_stats({"train": fit, "val": val, "test": labelled(tmp_path / "raw", "test")})
     assert stats["movies"]["shared"] == {"train-val": 0, "train-test": 0, "val-test": 0}
     assert stats["movies"]["per_split"] == {"train": 8, "val": 2, "test": 10}
     random_fit, random_val = data.split_train_val(train, 0.2, seed=3, group_by="none")
@@ -130,7 +131,7 @@ def test_a_source_without_movie_lists_needs_group_by_none(tmp_path):
     write_tree(tmp_path / "src", 4, movies=False)
     data.fetch(str(tmp_path / "src"), tmp_path / "raw")
     with pytest.raises(UserError, match=r"train/urls_neg.txt: missing.*split.group_by: none"):
-        data.read_reviews(tmp_path / "raw", "train", movies_required=True)
+        labelled(tmp_path / "raw", "train", movies_required=True)
     assert data.read_reviews(tmp_path / "raw", "train")["movie"].isna().all()
 
 
@@ -139,9 +140,11 @@ def test_too_small_splits_name_the_key(tmp_path):
                           "movie": [f"m{i}" for i in range(20)]})
     with pytest.raises(UserError, match=r"split\.max_train: 1 is too small"):
         data.stratified_sample(frame, 1, 0, "split.max_train")
-    for group_by in ("movie", "none"):
-        with pytest.raises(UserError, match=r"split\.val_fraction: 0\.01 leaves the validation split"):
-            data.split_train_val(frame, 0.01, 0, group_by)
+    with pytest.raises(UserError, match=r"split\.val_fraction: 0\.01 leaves the validation split"):
+        data.split_train_val(frame, 0.01, 0, "none")
+    with pytest.raises(UserError, match=r"group column 'movie': its 20 group\(s\) all land in the train split at "
+                                        r"split\.val_fraction 0\.01"):
+        data.split_train_val(frame, 0.01, 0, "movie")
     split = data.Split.from_frame("train", frame)
     with pytest.raises(UserError, match=r"lstm\.tune\.max_train: 1 is too small"):
         split.subsample(1, 0, "lstm.tune.max_train")

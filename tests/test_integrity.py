@@ -43,7 +43,7 @@ def test_a_model_as_dvc_recorded_it_loads(workspace):
     root, model, val = workspace
     expected = integrity.dvc_digests(model, root)
     assert set(expected) == {"family.json", "pipeline.skops"}
-    assert families.load_verified(model, root).predict_proba(val.texts).shape == (len(val),)
+    assert families.load_verified(model, root).predict_proba(val.texts).shape == (len(val), 2)
 
 
 def test_a_model_file_replaced_in_the_workspace_is_refused_naming_both_digests(workspace):
@@ -104,7 +104,7 @@ def test_an_untracked_model_loads_only_if_its_format_cannot_run_code(workspace, 
     root, model, val = workspace
     elsewhere = tmp_path / "copy"
     shutil.copytree(model, elsewhere)
-    assert families.load_verified(elsewhere, root).predict_proba(val.texts[:2]).shape == (2,)  # skops: data only
+    assert families.load_verified(elsewhere, root).predict_proba(val.texts[:2]).shape == (2, 2)  # skops: data only
     keras_like = tmp_path / "keras_like"
     keras_like.mkdir()
     (keras_like / "family.json").write_text(json.dumps({"family": "lstm", "config": {}}))

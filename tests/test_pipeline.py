@@ -56,7 +56,7 @@ def test_outputs(project):
         tune = json.loads((project / f"metrics/tune/{model}.json").read_text())
         assert len(tune["trials"]) == trials and tune["best"]["config"]
         evaluation = json.loads((project / f"metrics/eval/{model}.json").read_text())
-        assert {"accuracy", "loss", "f1", "roc_auc", "confusion_matrix", "reviews_per_second"} <= set(evaluation)
+        assert {"accuracy", "loss", "f1", "roc_auc", "confusion_matrix", "texts_per_second"} <= set(evaluation)
         # the saved model reproduces, on validation, the numbers retrain reported for its best epoch
         retrain = json.loads((project / f"metrics/retrain/{model}.json").read_text())
         assert evaluation["val_accuracy"] == pytest.approx(retrain["val_accuracy"], abs=1e-6), model  # float32
@@ -65,7 +65,8 @@ def test_outputs(project):
         assert (project / f"metrics/eval/{model}/roc.csv").exists()
         examples = json.loads((project / f"metrics/eval/{model}/examples.json").read_text())
         assert len(examples) == 5 and all(0 <= e["probability"] <= 1 for e in examples)
-        assert all(e["sentiment"] == ("positive" if e["label"] == 1 else "negative") for e in examples)
+        assert all(e["sentiment"] == e["label"] in ("positive", "negative") for e in examples)
+        assert all(e["probability"] == e["probabilities"][e["label"]] for e in examples)
     assert not (project / "checkpoints").exists()  # each seed's resume state, deleted once its model was saved
     history = (project / "metrics/history/lstm.csv").read_text().splitlines()
     assert history[0].split(",")[:1] == ["epoch"] and "val_accuracy" in history[0] and len(history) >= 2
@@ -209,7 +210,7 @@ def test_predict_with_champion_and_model_dir_agree(project):
                             project).stdout)
     assert [r["probability"] for r in by_champion] == pytest.approx([r["probability"] for r in by_dir], abs=1e-6)
     for rows in (by_champion, by_dir):  # one meaning for label: 0/1, its words in sentiment
-        assert [(r["label"], r["sentiment"]) for r in rows] == [(1, "positive"), (0, "negative")]
+        assert [(r["label"], r["sentiment"]) for r in rows] == [("positive", "positive"), ("negative", "negative")]
 
 
 def test_mlflow_serves_the_champion_on_raw_text(project):
@@ -260,7 +261,7 @@ def test_mlflow_serves_the_champion_on_raw_text(project):
     served = [row["probability"] for row in answer]
     predicted = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", *texts], project).stdout)
     assert served == pytest.approx([r["probability"] for r in predicted], abs=1e-6)
-    assert [(row["label"], row["sentiment"]) for row in answer] == [(1, "positive"), (0, "negative")]
+    assert [(row["label"], row["sentiment"]) for row in answer] == [("positive", "positive"), ("negative", "negative")]
 
 
 def ran_stages(output: str) -> set[str]:

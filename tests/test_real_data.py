@@ -3,7 +3,7 @@
 import pytest
 
 from imdbclf import data
-from tests.helpers import REPO
+from tests.helpers import REPO, labelled
 
 pytestmark = pytest.mark.slow  # the real archive
 
@@ -17,11 +17,11 @@ def test_real_archive_fetch_and_split(tmp_path):
     for split in ("train", "test"):
         for label in ("pos", "neg"):
             assert len(list((raw / split / label).glob("*.txt"))) == 12_500
-    train = data.read_reviews(raw, "train", movies_required=True)
+    train = labelled(raw, "train", movies_required=True)
     fit, val = data.split_train_val(train, 0.2, seed=42)
     assert (len(fit), len(val)) == (20_000, 5_000)
     assert fit["label"].sum() == 10_000 and val["label"].sum() == 2_500
-    stats = data.split_stats({"train": fit, "val": val, "test": data.read_reviews(raw, "test", True)})
+    stats = data.split_stats({"train": fit, "val": val, "test": labelled(raw, "test", True)})
     assert stats["movies"]["shared"]["train-val"] == 0
     assert stats["movies"]["per_split"]["val"] > 500
     assert stats["splits"]["test"]["count"] == 25_000

@@ -7,8 +7,13 @@ from imdbclf.reporting import figures, markdown
 def test_most_confidently_wrong_orders_by_confidence():
     frame = pd.DataFrame({"text": list("abcd"), "label": [1, 0, 1, 0]})
     proba = np.array([0.1, 0.95, 0.8, 0.4])  # a and b are wrong; b more confidently
-    worst = markdown.most_confidently_wrong(frame, proba, n=10)
+    worst = markdown.most_confidently_wrong(frame, proba, (proba >= 0.5).astype(int), n=10)
     assert list(worst["text"]) == ["b", "a"]
+    # three classes: the probability of the predicted class; c is right, however sure
+    frame = pd.DataFrame({"text": list("abcd"), "label": [2, 0, 1, 0]})
+    worst = markdown.most_confidently_wrong(frame, np.array([0.5, 0.9, 0.99, 0.4]), np.array([0, 1, 1, 2]), n=10,
+                                            binary=False)
+    assert list(worst["text"]) == ["b", "a", "d"] and list(worst["predicted"]) == [1, 0, 2]
 
 
 def trial(number: int, config: dict, accuracy: float, state: str = "COMPLETE") -> dict:
@@ -105,9 +110,10 @@ def test_roc_legend_gives_each_models_auc():
 def test_the_report_gives_each_example_its_probability_and_sentiment():
     row = {"model": "lstm", "config": {"optimizer": "adam"}, "val_accuracy": 0.88, "val_ci_low": 0.87,
            "val_ci_high": 0.89, "test_accuracy": 0.88, "test_accuracy_std": None, "seeds": 1, "f1": 0.88,
-           "roc_auc": 0.95, "trainable_params": 1000, "train_seconds": 10.0, "reviews_per_second": 100.0}
-    examples = [{"text": "The movie was great!", "lstm": {"probability": 0.973, "label": 1, "sentiment": "positive"}}]
-    worst = {"lstm": pd.DataFrame({"text": ["fine"], "label": [0], "probability": [0.9]})}
+           "roc_auc": 0.95, "trainable_params": 1000, "train_seconds": 10.0, "texts_per_second": 100.0}
+    examples = [{"text": "The movie was great!", "lstm": {"probability": 0.973, "label": "positive",
+                                                          "sentiment": "positive"}}]
+    worst = {"lstm": pd.DataFrame({"text": ["fine"], "label": [0], "probability": [0.9], "predicted": [1]})}
     text = markdown.markdown([row], [], 0.95, examples, worst, {"model": "lstm"}, {})
-    assert "| The movie was great! | 0.973 positive |" in text
-    assert "| negative | 0.900 | fine |" in text
+    assert "| The movie was great! | positive (0.973) |" in text
+    assert "| negative | positive | 0.900 | fine |" in text

@@ -78,7 +78,7 @@ def test_the_scoring_server_answers_bad_requests_with_400_and_one_line(logged):
 
     model = mlflow.pyfunc.load_model(logged.model_uri)
     assert model.metadata.get_input_schema().input_names() == ["text"]
-    assert model.metadata.get_output_schema().input_names() == ["probability", "label", "sentiment"]
+    assert model.metadata.get_output_schema().input_names() == ["probability", "label", "sentiment", "probabilities"]
     assert model.metadata.saved_input_example_info["type"] == "dataframe"
 
     def serve(body: dict) -> tuple[int, dict]:
@@ -89,8 +89,11 @@ def test_the_scoring_server_answers_bad_requests_with_400_and_one_line(logged):
             return err.get_http_status_code(), json.loads(err.serialize_as_json())
 
     status, answer = serve({"dataframe_records": [{"text": "great wonderful film"}, {"text": "awful dull"}]})
-    assert status == 200 and [row["label"] for row in answer["predictions"]] == [1, 0]
+    assert status == 200 and [row["label"] for row in answer["predictions"]] == ["positive", "negative"]
     assert [row["sentiment"] for row in answer["predictions"]] == ["positive", "negative"]
+    first = answer["predictions"][0]
+    assert set(first["probabilities"]) == {"negative", "positive"}
+    assert first["probability"] == first["probabilities"]["positive"] > 0.5
     for records, names in (([{"id": 1}], "'text' column"), ([{"text": None}], "text[0] is null"),
                            ([{"text": "good"}, {"text": ""}], "text[1] is an empty string"),
                            ([{"text": 42}], "text[0] is 42"), ([], "'text' column")):
@@ -100,22 +103,28 @@ def test_the_scoring_server_answers_bad_requests_with_400_and_one_line(logged):
         assert "stack_trace" not in answer
     # the pyfunc takes a DataFrame or a Series named `text`
     frame = model.predict(pd.DataFrame({"text": ["great wonderful film", "awful dull"]}))
-    assert list(frame.columns) == ["probability", "label", "sentiment"] and frame["label"].tolist() == [1, 0]
-    assert frame["sentiment"].tolist() == ["positive", "negative"]
-    assert model.predict(pd.Series(["great wonderful film"], name="text"))["label"].tolist() == [1]
+    assert list(frame.columns) == ["probability", "label", "sentiment", "probabilities"]
+    assert frame["label"].tolist() == frame["sentiment"].tolist() == ["positive", "negative"]
+    assert model.predict(pd.Series(["great wonderful film"], name="text"))["label"].tolist() == ["positive"]
     # a plain list: MLflow's schema enforcement drops its unnamed column before predict sees it
     with pytest.raises(serving.InvalidInput, match="no 'text' column"):
         model.predict(["great wonderful film"])
 
 
-def test_one_meaning_for_label_label_0_1_and_sentiment_in_words():
-    frame = serving.predictions_frame(np.array([0.9, 0.5, 0.1]))
-    assert frame.to_dict("list") == {"probability": [0.9, 0.5, 0.1], "label": [1, 1, 0],
-                                     "sentiment": ["positive", "positive", "negative"]}
-    rows = serving.predictions(["good", "bad"], [0.8, 0.2])
-    assert rows == [{"text": "good", "probability": 0.8, "label": 1, "sentiment": "positive"},
-                    {"text": "bad", "probability": 0.2, "label": 0, "sentiment": "negative"}]
+def test_a_prediction_is_the_class_its_probability_and_every_classs():
+    frame = serving.predictions_frame(np.array([[0.1, 0.9], [0.5, 0.5], [0.9, 0.1]]))
+    assert frame["label"].tolist() == frame["sentiment"].tolist() == ["positive", "positive", "negative"]
+    assert frame["probability"].tolist() == [0.9, 0.5, 0.9]  # of the predicted class; a tie goes to positive
+    rows = serving.predictions(["good", "bad"], serving.predictions_frame([0.75, 0.25]))  # P(positive) alone
+    assert rows == [{"text": "good", "probability": 0.75, "label": "positive", "sentiment": "positive",
+                     "probabilities": {"negative": 0.25, "positive": 0.75}},
+                    {"text": "bad", "probability": 0.75, "label": "negative", "sentiment": "negative",
+                     "probabilities": {"negative": 0.75, "positive": 0.25}}]
     assert json.loads(json.dumps(rows)) == rows  # plain Python types, as the CLI prints them
+    # K classes: no sentiment; the most probable class
+    stars = serving.predictions_frame(np.array([[0.2, 0.5, 0.3]]), ("1", "2", "10"))
+    assert stars.to_dict("records") == [{"probability": 0.5, "label": "2",
+                                         "probabilities": {"1": 0.2, "2": 0.5, "10": 0.3}}]
 
 
 UNNEEDED = ("dvc", "optuna", "matplotlib", "psycopg", "scipy", "pyarrow", "requests", "psutil", "safetensors")
@@ -177,10 +186,10 @@ def test_predict_cli_prints_label_and_sentiment(logged, tmp_path):
     texts = ["great wonderful film", "awful dull"]
     cli = [sys.executable, "-m", "imdbclf", "predict", "--model", str(tmp_path / "family"), *texts]
     table = subprocess.run(cli, cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
-    assert [line.split("\t")[1:] for line in table] == [["1", "positive", texts[0]], ["0", "negative", texts[1]]]
+    assert [line.split("\t")[1:] for line in table] == [["positive", texts[0]], ["negative", texts[1]]]
     rows = json.loads(subprocess.run([*cli, "--json"], cwd=REPO, capture_output=True, text=True, check=True).stdout)
-    assert [set(row) for row in rows] == [{"text", "probability", "label", "sentiment"}] * 2
-    assert [(row["label"], row["sentiment"]) for row in rows] == [(1, "positive"), (0, "negative")]
+    assert [set(row) for row in rows] == [{"text", "probability", "label", "sentiment", "probabilities"}] * 2
+    assert [(row["label"], row["sentiment"]) for row in rows] == [("positive", "positive"), ("negative", "negative")]
 
 
 @pytest.fixture
@@ -206,7 +215,7 @@ def test_a_registered_version_is_loaded_only_as_it_was_registered(registered, tm
     manifest = json.loads(MlflowClient().get_model_version(name, version).tags[integrity.TAG])
     assert {"MLmodel", "python_model.pkl", "artifacts/family/pipeline.skops"} <= set(manifest)
     local = model_registry.download_verified(f"models:/{name}/{version}", tmp_path / "ok")
-    assert mlflow.pyfunc.load_model(str(local)).predict(pd.DataFrame({"text": ["a great film"]})).shape == (1, 3)
+    assert mlflow.pyfunc.load_model(str(local)).predict(pd.DataFrame({"text": ["a great film"]})).shape == (1, 4)
 
     # the store's copy of python_model.pkl (a pickle MLflow loads) replaced by one that runs a command
     marker = tmp_path / "marker"

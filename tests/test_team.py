@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -72,7 +74,7 @@ def test_pipeline_runs_unchanged_against_the_team_services(team_services, tmp_pa
     assert champion.tags["source_model"] == "imdb-tfidf_logreg"
 
     by_champion = predict(root, env)  # models:/imdb-champion@champion, downloaded through the server
-    assert [(r["label"], r["sentiment"]) for r in by_champion] == [(1, "positive"), (0, "negative")]
+    assert [(r["label"], r["sentiment"]) for r in by_champion] == [("positive", "positive"), ("negative", "negative")]
     by_dir = predict(root, env, "--model", "models/tfidf_logreg/seed_0")
     assert [r["probability"] for r in by_champion] == [r["probability"] for r in by_dir]
 
@@ -104,7 +106,7 @@ def test_an_experiment_travels_between_clones_through_git_and_dvc_remotes(tmp_pa
     # nothing to recompute: the studies are not a stage output but the shared tuning storage
     assert json.loads(bench_run(["dvc", "status", "--json"], second, env).stdout) == {}
     by_dir = predict(second, env, "--model", "models/tfidf_logreg/seed_0")
-    assert [(r["label"], r["sentiment"]) for r in by_dir] == [(1, "positive"), (0, "negative")]
+    assert [(r["label"], r["sentiment"]) for r in by_dir] == [("positive", "positive"), ("negative", "negative")]
 
 
 def test_the_workers_login_runs_no_program_and_cannot_reach_mlflows_database(team_services):
@@ -218,3 +220,16 @@ def test_services_add_user_prints_a_members_exports_and_admin_is_never_mlflows_d
                        "no body"], REPO, check=False)
     assert again.returncode != 0 and again.stderr.strip().splitlines() == [
         "error: member name 'no body': use letters, digits, '.', '_' or '-' (at most 64, not 'admin')"]
+
+
+def test_a_process_that_loaded_tensorflow_reaches_the_studies_over_tls(team_services):
+    """A Keras tune stage imports TensorFlow, then opens the team's studies over TLS: psycopg's TLS library,
+    loaded after TensorFlow's, aborted the process; `use_legacy_keras`, called before TensorFlow loads,
+    loads it first."""
+    script = ("import sys; from imdbclf import environment; environment.use_legacy_keras(); import tensorflow; "
+              "import psycopg; db = psycopg.connect(sys.argv[1], connect_timeout=10); "
+              "print(db.execute('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()').fetchone()[0])")
+    result = subprocess.run([sys.executable, "-c", script, team_services.database_uri("optuna")], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "True"

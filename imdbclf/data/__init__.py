@@ -1,10 +1,26 @@
-"""Data: a source (the aclImdb archive) → data/raw → splits (stratified, grouped by movie) → parquet."""
+"""Data: a source (the aclImdb archive or a table) → data/raw → splits (stratified, grouped by the source's
+groups) → parquet, with the class names the data use."""
 
+from imdbclf.data import sources
 from imdbclf.data.aclimdb import CLASSES, fetch, read_reviews
 from imdbclf.data.archive import Limits, decode_utf8
 from imdbclf.data.download import sha256_of, shown
-from imdbclf.data.splits import Split, load_split, split_train_val, stratified_indices, stratified_sample
+from imdbclf.data.splits import (
+    BINARY,
+    META,
+    Split,
+    class_names,
+    encode_labels,
+    group_column,
+    load_split,
+    read_classes,
+    split_off,
+    split_train_val,
+    stratified_indices,
+    stratified_sample,
+)
 from imdbclf.data.stats import split_stats
 
-__all__ = ["CLASSES", "Limits", "Split", "decode_utf8", "fetch", "load_split", "read_reviews", "sha256_of", "shown",
-           "split_stats", "split_train_val", "stratified_indices", "stratified_sample"]
+__all__ = ["BINARY", "CLASSES", "META", "Limits", "Split", "class_names", "decode_utf8", "encode_labels", "fetch",
+           "group_column", "load_split", "read_classes", "read_reviews", "sha256_of", "shown", "sources",
+           "split_off", "split_stats", "split_train_val", "stratified_indices", "stratified_sample"]

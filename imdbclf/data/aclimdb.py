@@ -143,18 +143,32 @@ def movie_ids(raw: Path, split: str, label: str, required: bool) -> list[str] | 
     return [m[1] if (m := MOVIE_ID.search(url)) else url.strip() for url in urls]
 
 
-def read_reviews(raw: Path, split: str, movies_required: bool = False) -> pd.DataFrame:
-    """id, text, label and `movie` (None where the source has no movie lists) of one split's reviews."""
+SENTIMENTS = {"neg": "negative", "pos": "positive"}  # the class folders and the classes they hold
+
+
+def rating_of(path: Path) -> int:
+    """The star rating in a review's file name, `<id>_<rating>.txt` (1-4 in neg/, 7-10 in pos/)."""
+    rating = path.stem.rsplit("_", 1)[-1]
+    if "_" not in path.stem or not rating.isdigit() or not 1 <= int(rating) <= 10:
+        raise UserError(f"{path}: no star rating in its name (<id>_<rating>.txt, rating 1-10), which "
+                        "data.label: rating reads")
+    return int(rating)
+
+
+def read_reviews(raw: Path, split: str, movies_required: bool = False, label: str = "sentiment") -> pd.DataFrame:
+    """id, text, label and `movie` (None where the source has no movie lists) of one split's reviews; the
+    label is the sentiment (`negative`, `positive`: the class folder) or the star rating in the file name."""
     rows = []
-    for label_id, label in enumerate(CLASSES):
-        movies = movie_ids(raw, split, label, movies_required)
-        for path in sorted((raw / split / label).glob("*.txt")):
+    for folder in CLASSES:
+        movies = movie_ids(raw, split, folder, movies_required)
+        for path in sorted((raw / split / folder).glob("*.txt")):
             text = decode_utf8(path.read_bytes(), str(path))
             movie = None
             if movies is not None:
                 number = int(path.stem.split("_")[0]) if path.stem.split("_")[0].isdigit() else -1
                 if not 0 <= number < len(movies):
-                    raise UserError(f"{raw / split / f'urls_{label}.txt'}: no line for review {path.name}")
+                    raise UserError(f"{raw / split / f'urls_{folder}.txt'}: no line for review {path.name}")
                 movie = movies[number]
-            rows.append((f"{split}/{label}/{path.stem}", text, label_id, movie))
+            value = SENTIMENTS[folder] if label == "sentiment" else rating_of(path)
+            rows.append((f"{split}/{folder}/{path.stem}", text, value, movie))
     return pd.DataFrame(rows, columns=["id", "text", "label", "movie"])

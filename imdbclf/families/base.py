@@ -1,5 +1,6 @@
 """The interface every model family provides to the stages: fit → per-epoch history, predict_proba →
-P(positive), and an atomic save into a directory that also records which family it is."""
+an (n, K) matrix of class probabilities, and an atomic save into a directory that also records which
+family it is and the names of its K classes."""
 
 from __future__ import annotations
 
@@ -16,12 +17,27 @@ import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
 from imdbclf import crashpoints
-from imdbclf.data import Split
+from imdbclf.data import BINARY, Split
 from imdbclf.settings import Strict
 
 FAMILY_FILE = "family.json"
 TEMP_MARK = ".tmp-"  # `.<name>.tmp-*`: a save in progress (or killed) beside the model directory <name>
 EpochLogger = Callable[[int, dict], None]
+
+
+def predicted_labels(proba: np.ndarray) -> np.ndarray:
+    """The class each row of an (n, K) probability matrix predicts: for two classes the second when its
+    probability is at least 0.5 (ties to it, as the threshold always did), else the most probable."""
+    proba = np.asarray(proba)
+    if proba.shape[1] == 2:
+        return (proba[:, 1] >= 0.5).astype(np.int64)
+    return proba.argmax(axis=1).astype(np.int64)
+
+
+def binary_matrix(positive: np.ndarray) -> np.ndarray:
+    """P(second class) of a two-class model as the (n, 2) matrix every family returns."""
+    positive = np.asarray(positive, dtype=np.float64).reshape(-1)
+    return np.column_stack([1.0 - positive, positive])
 
 
 def best_epoch(history: dict[str, list[float]]) -> int:
@@ -68,6 +84,7 @@ class Family(ABC):
         self.where = "model"
         # Epochs that the last fit took from an interrupted run's checkpoints instead of training them.
         self.resumed_from_epoch = 0
+        self.classes: tuple[str, ...] = BINARY  # the training split's class names (fit sets them)
 
     @abstractmethod
     def fit(self, train: Split, val: Split, hp: Strict, options: FitOptions) -> dict[str, list[float]]:
@@ -76,7 +93,7 @@ class Family(ABC):
 
     @abstractmethod
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """P(positive) for each review."""
+        """An (n, K) matrix: each text's probability of each class (columns in `self.classes` order)."""
 
     @abstractmethod
     def trainable_params(self) -> int: ...
@@ -93,8 +110,10 @@ class Family(ABC):
         history = {}
         for prefix, split, known in (("", train, train_proba), ("val_", val, None)):
             proba = self.predict_proba(split.texts) if known is None else known
-            history[f"{prefix}loss"] = [float(log_loss(split.labels, proba, labels=[0, 1]))]
-            history[f"{prefix}accuracy"] = [float(accuracy_score(split.labels, proba >= 0.5))]
+            loss = log_loss(split.labels, proba[:, 1] if proba.shape[1] == 2 else proba,
+                            labels=list(range(proba.shape[1])))
+            history[f"{prefix}loss"] = [float(loss)]
+            history[f"{prefix}accuracy"] = [float(accuracy_score(split.labels, predicted_labels(proba)))]
         if options.on_epoch_end:
             options.on_epoch_end(1, {k: v[0] for k, v in history.items()})
         return history
@@ -126,7 +145,7 @@ class Family(ABC):
         old = tmp.with_name(f"{tmp.name}-old")
         try:
             self._save(tmp)
-            meta = {"family": self.name, "config": self.config.model_dump()}
+            meta = {"family": self.name, "config": self.config.model_dump(), "classes": list(self.classes)}
             (tmp / FAMILY_FILE).write_text(json.dumps(meta, indent=2))
             crashpoints.reached(f"save:{path.parent.name}/{path.name}")
         except BaseException:

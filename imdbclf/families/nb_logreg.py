@@ -20,8 +20,9 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from imdbclf.data import Split
+from imdbclf.errors import UserError
 from imdbclf.families import features
-from imdbclf.families.base import Family, FitOptions
+from imdbclf.families.base import Family, FitOptions, binary_matrix
 from imdbclf.settings.nb_logreg import NbLogRegConfig, NbLogRegHyperparameters
 
 VOCABULARY, WEIGHTS = "vocabulary.json", "weights.npz"
@@ -55,6 +56,11 @@ class NbLogReg(Family):
         return self.vectorizer.transform([str(t) for t in texts]).multiply(self.ratio).tocsr()
 
     def fit(self, train: Split, val: Split, hp: NbLogRegHyperparameters, options: FitOptions) -> dict[str, list[float]]:
+        if len(train.classes) != 2:
+            raise UserError(f"{self.where}: nb_logreg weighs n-grams by how much more often they occur in one "
+                            f"class than the other: it takes two classes, and the data have {len(train.classes)}; "
+                            "use tfidf_logreg or lstm for more")
+        self.classes = train.classes
         self.vectorizer, present = features.fit_transform(self._vectorizer(hp.ngram_max), [str(t) for t in train.texts])
         alpha = self.config.alpha
         p = alpha + np.asarray(present[train.labels == 1].sum(axis=0)).ravel()
@@ -71,7 +77,7 @@ class NbLogReg(Family):
         return self._proba(self.features(texts))
 
     def _proba(self, weighted) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(weighted @ self.coef + self.intercept)))
+        return binary_matrix(1.0 / (1.0 + np.exp(-(weighted @ self.coef + self.intercept))))
 
     def trainable_params(self) -> int:
         return int(self.coef.size + 1)

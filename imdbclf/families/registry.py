@@ -83,7 +83,9 @@ def load(path: Path) -> Family:
     try:
         meta = json.loads((path / FAMILY_FILE).read_text())
         cls = family_class(meta["family"])
-        return cls._load(path, cls.Config.model_validate(meta["config"]))
+        family = cls._load(path, cls.Config.model_validate(meta["config"]))
+        family.classes = tuple(meta.get("classes", family.classes))  # IMDB's two: saved before classes were
+        return family
     except UserError:
         raise
     except Exception as err:  # noqa: BLE001 - TF, joblib and h5py fail on a damaged file in many types

@@ -48,13 +48,15 @@ class TfidfLogReg(Family):
             preprocessor=_strip_markup, ngram_range=(1, hp.ngram_max), min_df=hp.min_df,
             max_features=self.config.max_features, sublinear_tf=self.config.sublinear_tf,
         ), list(train.texts))
+        # K > 2 classes: multinomial (scikit-learn's lbfgs fits one softmax model, not one per class)
         logreg = LogisticRegression(C=hp.C, max_iter=self.config.max_iter, random_state=options.seed)
         logreg.fit(matrix, train.labels)
         self.pipeline = Pipeline([("tfidf", vectorizer), ("logreg", logreg)])
-        return self.one_pass_history(train, val, options, train_proba=logreg.predict_proba(matrix)[:, 1])
+        self.classes = train.classes
+        return self.one_pass_history(train, val, options, train_proba=logreg.predict_proba(matrix))
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        return self.pipeline.predict_proba([str(t) for t in texts])[:, 1]
+        return self.pipeline.predict_proba([str(t) for t in texts])
 
     def trainable_params(self) -> int:
         logreg = self.pipeline.named_steps["logreg"]

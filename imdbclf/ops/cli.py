@@ -40,7 +40,8 @@ from imdbclf.ops import console, failpoints
 
 
 def predictor(model: str | None, trust: bool = False):
-    """A function texts → probabilities, from a model directory or the MLflow registry."""
+    """A function texts → their predictions (`serving.predictions_frame`), from a model directory or the
+    MLflow registry."""
     from imdbclf import families, model_registry, params, tracking
 
     if model and "://" not in model and os.path.lexists(model):
@@ -49,8 +50,10 @@ def predictor(model: str | None, trust: bool = False):
         except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop, in Python 3.11
             raise UserError(f"--model {model}: cannot open it ({str(err).splitlines()[0]})") from None
     if model and Path(model).is_dir():
+        from imdbclf.serving import predictions_frame
+
         family = families.load_verified(Path(model), Path.cwd(), trust)
-        return family.predict_proba
+        return lambda texts: predictions_frame(family.predict_proba(texts), family.classes)
     import mlflow
     import pandas as pd
 
@@ -66,7 +69,7 @@ def predictor(model: str | None, trust: bool = False):
         pyfunc = mlflow.pyfunc.load_model(source)
     except (mlflow.exceptions.MlflowException, OSError, RuntimeError) as err:
         raise UserError(f"cannot load model {uri}: {str(err).splitlines()[0]}") from None
-    return lambda texts: pyfunc.predict(pd.DataFrame({"text": list(texts)}))["probability"].to_numpy()
+    return lambda texts: pyfunc.predict(pd.DataFrame({"text": list(texts)}))
 
 
 def serve(model: str | None, host: str, port: int, workers: int) -> None:
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         print()
     else:
         for row in rows:
-            print(f"{row['probability']:.4f}\t{row['label']}\t{row['sentiment']}\t{row['text'][:80]}")
+            print(f"{row['probability']:.4f}\t{row['label']}\t{row['text'][:80]}")
 
 
 if __name__ == "__main__":

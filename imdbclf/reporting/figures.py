@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 # The report's figures: file name (without .png) → title.
 TITLES = {"history": "Train vs validation accuracy and loss per epoch",
           "tuning": "Tuning: validation accuracy of every trial per hyperparameter value (star: the chosen config)",
-          "roc": "ROC curves on the test set"}
+          "roc": "ROC curves on the test set (K classes: micro-averaged one-vs-rest)",
+          "confusion": "Confusion matrices on the test set (rows: true class, share of each row)"}
 
 
 def _single_epoch_note(name: str, frame: pd.DataFrame) -> str:
@@ -165,6 +166,34 @@ def plot_roc(rocs: Mapping[str, pd.DataFrame], aucs: Mapping[str, float] | None 
     return fig
 
 
+def _matrix(confusion: dict) -> tuple[list[str], np.ndarray]:
+    if "matrix" in confusion:
+        return confusion["classes"], np.array(confusion["matrix"], dtype=float)
+    return ["negative", "positive"], np.array([[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]],
+                                              dtype=float)
+
+
+def plot_confusion(confusions: Mapping[str, dict]) -> Figure:
+    """Each model's confusion matrix (first seed), each row as shares of its true class, counts written in."""
+    size = max(len(_matrix(c)[0]) for c in confusions.values())
+    side = 1.2 + 0.45 * size
+    fig = Figure(figsize=(side * len(confusions) + 0.5, side + 0.6))
+    axes = fig.subplots(1, len(confusions), squeeze=False)[0]
+    for ax, (name, confusion) in zip(axes, confusions.items()):
+        classes, counts = _matrix(confusion)
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if shares[i, j] > 0.6 else "black")
+        ax.set(title=name, xlabel="predicted", ylabel="true", xticks=range(len(classes)), yticks=range(len(classes)))
+        ax.set_xticklabels(classes, rotation=45 if size > 4 else 0, fontsize=8)
+        ax.set_yticklabels(classes, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig: Figure, path: Path) -> None:
     """Figures are drawn in memory with the rest of the report and written only at the end."""
     with atomic_path(path) as tmp:
@@ -178,4 +207,5 @@ def draw(comparison: Comparison) -> dict[str, Figure]:
                                       {m.model: m.retrain["seeds"][0]["best_epoch"] for m in models}),
             "tuning": plot_tuning({m.model: m.tune for m in models}),
             "roc": plot_roc({m.model: m.roc for m in models},
-                            {m.model: m.evaluation["seeds"][0]["roc_auc"] for m in models})}
+                            {m.model: m.evaluation["seeds"][0]["roc_auc"] for m in models}),
+            "confusion": plot_confusion({m.model: m.evaluation["seeds"][0]["confusion_matrix"] for m in models})}

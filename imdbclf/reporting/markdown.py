@@ -1,66 +1,105 @@
-"""The report a person reads: the cross-model table, the statistics in words, figures, examples and
-each model's most confident mistakes."""
+"""The report a person reads: the cross-model table, the statistics in words, per-class results, figures,
+examples and each model's most confident mistakes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from imdbclf.serving import SENTIMENTS
+from imdbclf.data import BINARY
 from imdbclf.significance import mean_std
 
 
-def most_confidently_wrong(frame: pd.DataFrame, proba: np.ndarray, n: int) -> pd.DataFrame:
-    """The n test reviews whose predicted probability is furthest on the wrong side."""
-    wrong_by = np.where(frame["label"].to_numpy() == 1, 1 - proba, proba)
+def most_confidently_wrong(frame: pd.DataFrame, proba: np.ndarray, predicted: np.ndarray, n: int,
+                           binary: bool = True) -> pd.DataFrame:
+    """The n test texts predicted wrong with the most confidence. `proba`: for two classes P(positive),
+    for K the probability of the predicted class."""
+    labels = frame["label"].to_numpy()
+    wrong = predicted != labels
+    wrong_by = np.where(labels == 1, 1 - proba, proba) if binary else np.where(wrong, proba, 0.0)
     order = np.argsort(-wrong_by)[:n]
     picked = frame.iloc[order].copy()
-    picked["probability"] = proba[order]
-    return picked[wrong_by[order] > 0.5]
+    picked["probability"], picked["predicted"] = proba[order], predicted[order]
+    return picked[(wrong_by[order] > 0.5) if binary else wrong[order]]
 
 
 def _fmt_config(config: Mapping) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items())
 
 
-def champion_statement(champion: dict) -> str:
+def champion_statement(champion: dict, grouped_by: str) -> str:
     """The champion in one sentence, saying plainly whether its lead is within the uncertainty."""
     text = f"Champion (best validation accuracy): **{champion['model']}**."
     lead = champion.get("lead")
     if lead is None:
         return text + " It is the only model, so there is no lead to judge."
     interval = f"[{lead['ci_low']:+.4f}, {lead['ci_high']:+.4f}]"
+    unseen = "texts of new movies" if grouped_by == "movie" else (
+        f"texts of new {grouped_by}s" if grouped_by != "text" else "new texts")
     if lead["within_uncertainty"]:
         verdict = (f"**The lead is within the uncertainty**: the interval includes 0, so {lead['runner_up']} "
-                   "may be as good on reviews of new movies.")
+                   f"may be as good on {unseen}.")
     else:
         verdict = "The lead is larger than the uncertainty: the interval excludes 0."
+    resampled = f"resampling whole {grouped_by}s" if grouped_by != "text" else "resampling texts"
     return (f"{text} Its validation lead over the runner-up {lead['runner_up']} is {lead['diff']:+.4f}, "
-            f"{lead['level']}% CI {interval} (paired, resampling whole movies). {verdict} "
+            f"{lead['level']}% CI {interval} (paired, {resampled}). {verdict} "
             "Test accuracy is for reporting, not choosing.")
 
 
+def _per_class(rows: list[dict], classes: Sequence[str]) -> list[str]:
+    names = [r["model"] for r in rows]
+    lines = ["", "## Per class on the test set (first seed): precision / recall / F1", "",
+             "| class | test texts | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for name in classes:
+        support = next((r["per_class"][name]["support"] for r in rows if name in r.get("per_class", {})), 0)
+        cells = [(f"{r['per_class'][name]['precision']:.3f} / {r['per_class'][name]['recall']:.3f} / "
+                  f"{r['per_class'][name]['f1']:.3f}") if name in r.get("per_class", {}) else "—" for r in rows]
+        lines.append(f"| {name} | {support:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _confusion(row: dict) -> list[str]:
+    matrix = row["confusion_matrix"]
+    classes = matrix["classes"]
+    lines = ["", f"### {row['model']}: confusion matrix (rows: true class, columns: predicted)", "",
+             "| true \\ predicted | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    lines += [f"| {name} | " + " | ".join(f"{n:,}" for n in counts) + " |"
+              for name, counts in zip(classes, matrix["matrix"])]
+    return lines
+
+
 def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: list[dict],
-             worst: Mapping[str, pd.DataFrame], champion: dict, figures: Mapping[str, str]) -> str:
-    """The human-readable report: table, paired statistics, figures, examples, error analysis."""
+             worst: Mapping[str, pd.DataFrame], champion: dict, figures: Mapping[str, str],
+             title: str = "IMDB sentiment", grouped_by: str = "movie") -> str:
+    """The human-readable report: table, paired statistics, per class, figures, examples, error analysis.
+    `grouped_by`: what the validation CIs resample (movie for IMDB, a table's group, or text)."""
     level = int(round(confidence * 100))
-    lines = ["# IMDB sentiment: which model, and how sure are we?", "", champion_statement(champion), ""]
-    lines += [f"| model | best hyperparameters | val accuracy [{level}% CI, by movie] | test accuracy | F1 | "
-              "ROC-AUC | trainable params | train s | reviews/s |", "|---|---|---|---|---|---|---|---|---|"]
+    classes = tuple(rows[0].get("classes") or BINARY) if rows else BINARY
+    binary = len(classes) == 2
+    f1 = "F1" if binary else "macro-F1"
+    lines = [f"# {title}: which model, and how sure are we?", "", champion_statement(champion, grouped_by), ""]
+    if not binary:
+        lines += [f"{len(classes)} classes: {', '.join(classes)}. ROC-AUC is one-vs-rest, macro-averaged.", ""]
+    lines += [f"| model | best hyperparameters | val accuracy [{level}% CI, by {grouped_by}] | test accuracy | {f1} | "
+              "ROC-AUC | trainable params | train s | texts/s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['model']} | {_fmt_config(r['config'])} | {r['val_accuracy']:.4f} "
             f"[{r['val_ci_low']:.4f}, {r['val_ci_high']:.4f}] | "
-            f"{mean_std(r['test_accuracy'], r['test_accuracy_std'], r['seeds'])} | {r['f1']:.4f} | "
+            f"{mean_std(r['test_accuracy'], r['test_accuracy_std'], r['seeds'])} | "
+            f"{r['f1'] if binary else r['macro_f1']:.4f} | "
             f"{r['roc_auc']:.4f} | {r['trainable_params']:,} | {r['train_seconds']:.0f} | "
-            f"{r['reviews_per_second']:.0f} |"
+            f"{r['texts_per_second']:.0f} |"
         )
-    lines += ["", "Validation intervals resample whole movies: reviews of one movie are not independent "
-              "evidence. With several seeds, every seed's predictions count (per review, the fraction of seeds "
-              "right)."]
-    lines += ["", f"## Paired comparisons on the same test reviews ({level}% paired bootstrap CI, exact McNemar, "
+    independent = ("reviews of one movie are not independent evidence" if grouped_by == "movie" else
+                   f"texts of one {grouped_by} are not independent evidence" if grouped_by != "text" else
+                   "each text is one piece of evidence")
+    lines += ["", f"Validation intervals resample whole {grouped_by}s: {independent}. With several seeds, every "
+              "seed's predictions count (per text, the fraction of seeds right)."]
+    lines += ["", f"## Paired comparisons on the same test texts ({level}% paired bootstrap CI, exact McNemar, "
               "Holm-adjusted over all pairs)", ""]
     if pairs:
         lines += ["| A − B | accuracy difference | CI | McNemar p | Holm-adjusted p | A right, B wrong | "
@@ -71,19 +110,25 @@ def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: l
                          f"{p['mcnemar_p_holm']:.3g} | {p['a_right_b_wrong']} | {p['b_right_a_wrong']} |")
     else:
         lines.append("Only one model ran: nothing to compare.")
+    if rows and any(r.get("per_class") for r in rows):
+        lines += _per_class(rows, classes)
+    if not binary:
+        for r in rows:
+            lines += _confusion(r)
     lines += ["", "## Figures", ""]
     lines += [f"![{title}]({path})" for title, path in figures.items()]
-    lines += ["", "## Example reviews: P(positive) and sentiment per model", ""]
+    lines += ["", "## Example texts: predicted class and its probability per model", ""]
     names = [r["model"] for r in rows]
-    lines += ["| review | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += ["| text | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for example in examples:
         lines.append(f"| {example['text']} | " + " | ".join(
-            f"{example[n]['probability']:.3f} {example[n]['sentiment']}" for n in names) + " |")
+            f"{example[n]['label']} ({example[n]['probability']:.3f})" for n in names) + " |")
     for name, frame in worst.items():
-        lines += ["", f"## {name}: the test reviews it gets most confidently wrong", "",
-                  "| true sentiment | P(positive) | review |", "|---|---|---|"]
+        lines += ["", f"## {name}: the test texts it gets most confidently wrong", "",
+                  "| true class | predicted | " + ("P(positive)" if binary else "its probability") + " | text |",
+                  "|---|---|---|---|"]
         for _, row in frame.iterrows():
             text = " ".join(str(row["text"]).replace("|", "/").replace("<br />", " ").split())
-            lines.append(f"| {SENTIMENTS[int(row['label'])]} | {row['probability']:.3f} | "
-                         f"{text[:300]}{'…' if len(text) > 300 else ''} |")
+            lines.append(f"| {classes[int(row['label'])]} | {classes[int(row['predicted'])]} | "
+                         f"{row['probability']:.3f} | {text[:300]}{'…' if len(text) > 300 else ''} |")
     return "\n".join(lines) + "\n"

@@ -1,8 +1,10 @@
 """What the Keras families share: cached features, the fit loop, saving and reloading.
 
 A Keras family is an *encoder* (raw review strings → features, e.g. token ids) and a *core*
-(features → one logit). The encoder runs once per split and its output is reused by every trial
-and epoch; the saved model is encoder + core + sigmoid, so it takes raw strings.
+(features → logits: one for two classes, with a sigmoid and binary cross-entropy; K for K classes,
+with a softmax and sparse categorical cross-entropy). The encoder runs once per split and its output
+is reused by every trial and epoch; the saved model is encoder + core + sigmoid/softmax, so it takes
+raw strings.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import tf_keras as keras
 from imdbclf import codedeps
 from imdbclf.data import Split
 from imdbclf.errors import UserError
-from imdbclf.families.base import Family, FitOptions, StepTiming, best_epoch
+from imdbclf.families.base import Family, FitOptions, StepTiming, best_epoch, binary_matrix
 from imdbclf.families.keras.callbacks import CHECKPOINT, BestEpochStopping, EpochCallback, EpochProgress, TrainingRecord
 from imdbclf.families.keras.optimizers import make_optimizer
 from imdbclf.progress import Progress
@@ -98,8 +100,26 @@ class KerasFamily(Family):
         raise NotImplementedError
 
     def build_core(self, feature_spec) -> keras.Model:
-        """Features → one float32 logit."""
+        """Features → `self.logits` float32 logits (`self.logit_layer()` makes the last layer)."""
         raise NotImplementedError
+
+    @property
+    def logits(self) -> int:
+        """One logit for two classes (sigmoid), K for K classes (softmax)."""
+        return 1 if len(self.classes) == 2 else len(self.classes)
+
+    def logit_layer(self) -> keras.layers.Dense:
+        return keras.layers.Dense(self.logits, dtype="float32", name="logit")
+
+    def _loss_and_accuracy(self):
+        if self.logits == 1:
+            return (keras.losses.BinaryCrossentropy(from_logits=True),
+                    keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0))
+        return (keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                keras.metrics.SparseCategoricalAccuracy(name="accuracy"))
+
+    def _targets(self, labels: np.ndarray) -> np.ndarray:
+        return labels.astype("float32") if self.logits == 1 else labels.astype("int32")
 
     def feature_cache_key(self) -> str | None:
         """Identifies an encoder that learns nothing from the data, so its output can be cached on disk
@@ -147,13 +167,14 @@ class KerasFamily(Family):
 
     def dataset(self, split: Split, batch_size: int, shuffle_seed: int | None,
                 progress: bool = False) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensor_slices((self.features(split, progress), split.labels.astype("float32")))
+        ds = tf.data.Dataset.from_tensor_slices((self.features(split, progress), self._targets(split.labels)))
         if shuffle_seed is not None:
             ds = ds.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     def fit(self, train: Split, val: Split, hp: KerasHyperparameters, options: FitOptions) -> dict[str, list[float]]:
         keras.utils.set_random_seed(options.seed)
+        self.classes = train.classes
         policy = precision_policy(self.config.mixed_precision)
         keras.mixed_precision.set_global_policy(policy)
         if self.encoder is None:  # a learned vocabulary is a function of the training texts: same on resume
@@ -164,11 +185,10 @@ class KerasFamily(Family):
         steps = steps_per_epoch * options.epochs
         with distribution_strategy().scope():
             self.core = self.build_core(train_ds.element_spec[0])
+            loss, accuracy = self._loss_and_accuracy()
             self.core.compile(
                 optimizer=make_optimizer(hp.optimizer, hp.learning_rate, steps, self.config.optimizer),
-                loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],
-                jit_compile=self.config.jit_compile,
+                loss=loss, metrics=[accuracy], jit_compile=self.config.jit_compile,
             )
         callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
         if options.verbose:
@@ -203,22 +223,23 @@ class KerasFamily(Family):
         a vocabulary's size is the setting's, whatever it learns); this family's own model is untouched."""
         keras.utils.set_random_seed(0)
         keras.mixed_precision.set_global_policy(precision_policy(self.config.mixed_precision))
+        kept_classes, self.classes = self.classes, train.classes
         try:
             rows = min(len(train), (steps + 1) * hp.batch_size)
             texts = train.texts[:rows]
             features = self.make_encoder(texts)(tf.constant(list(texts)))
-            labels = train.labels[:rows].astype("float32")
+            labels = self._targets(train.labels[:rows])
             ds = tf.data.Dataset.from_tensor_slices((features, labels)).repeat().batch(hp.batch_size)
             total = math.ceil(len(train) / hp.batch_size)
             with distribution_strategy().scope():
                 core = self.build_core(ds.element_spec[0])
                 core.compile(optimizer=make_optimizer(hp.optimizer, hp.learning_rate, total, self.config.optimizer),
-                             loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                             jit_compile=self.config.jit_compile)
+                             loss=self._loss_and_accuracy()[0], jit_compile=self.config.jit_compile)
             timer = _StepTimer()
             core.fit(ds, steps_per_epoch=steps + 1, epochs=1, callbacks=[timer], verbose=0)
         finally:
             keras.mixed_precision.set_global_policy("float32")
+            self.classes = kept_classes
         return StepTiming(steps_per_epoch=total, seconds_per_step=float(np.median(timer.seconds[1:])))
 
     def fit_inputs(self, train: Split, val: Split, hp: KerasHyperparameters, options: FitOptions,
@@ -234,13 +255,14 @@ class KerasFamily(Family):
     def _inference_model(self) -> keras.Model:
         texts = keras.Input(shape=(), dtype=tf.string, name="text")
         logit = self.core(self.encoder(texts))
-        prob = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
+        activation = "sigmoid" if self.logits == 1 else "softmax"
+        prob = keras.layers.Activation(activation, dtype="float32", name="probability")(logit)
         return keras.Model(texts, prob)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
         texts = tf.constant([str(t) for t in texts])
-        probs = self.model.predict(texts, batch_size=batch_size, verbose=0)
-        return np.asarray(probs, dtype=np.float64).reshape(-1)
+        probs = np.asarray(self.model.predict(texts, batch_size=batch_size, verbose=0), dtype=np.float64)
+        return binary_matrix(probs) if probs.ndim == 1 or probs.shape[1] == 1 else probs
 
     def runtime(self) -> dict[str, str]:
         gpus = tf.config.list_physical_devices("GPU")

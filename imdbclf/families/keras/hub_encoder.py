@@ -108,7 +108,7 @@ class HubEncoder(KerasFamily):
         encoder = hub.KerasLayer(handle, trainable=True, name="encoder")
         pooled = encoder(inputs)["pooled_output"]
         x = keras.layers.Dropout(self.config.dropout)(pooled)
-        logit = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+        logit = self.logit_layer()(x)
         return keras.Model(inputs, logit, name="hub_classifier")
 
     @classmethod

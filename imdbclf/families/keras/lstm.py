@@ -1,5 +1,5 @@
 """Bi-LSTM over word ids: TextVectorization (adapted on the training split) → embedding →
-bidirectional LSTM → pooling → dropout → one logit."""
+bidirectional LSTM → pooling → dropout → logits."""
 
 from __future__ import annotations
 
@@ -66,5 +66,5 @@ class BiLSTM(KerasFamily):
         if c.pooling == "max":
             x = keras.layers.GlobalMaxPooling1D()(x)
         x = keras.layers.Dropout(c.dropout)(x)
-        logit = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+        logit = self.logit_layer()(x)
         return keras.Model(ids, logit, name="bilstm")

@@ -1,0 +1,165 @@
+"""A table of labelled texts (CSV, TSV, Parquet or JSON Lines; a local path or an http(s) URL, such as a
+Hugging Face Hub dataset's parquet file) → data/raw/{train,test}.parquet with the columns every source
+yields: id, text, label (as in the table), group (None without a group column).
+
+A table that cannot serve stops here in one line naming the file and the column or row: a missing
+column, an empty text or label, labels of mixed types, a file that is not what its name says."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from imdbclf import atomic
+from imdbclf.data.archive import MB, Limits
+from imdbclf.data.download import download, is_url, shown
+from imdbclf.errors import UserError
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
+           ".jsonl": "jsonl", ".ndjson": "jsonl"}
+COLUMNS = ("id", "text", "label", "group")
+
+
+def table_format(source: str, setting: str) -> str:
+    """`data.table_format`, or what the source's name ends with (a URL's query string aside)."""
+    if setting != "auto":
+        return setting
+    suffixes = Path(source.split("?", 1)[0].split("#", 1)[0]).suffixes
+    for suffix in reversed(suffixes):
+        if suffix.lower() in FORMATS:
+            return FORMATS[suffix.lower()]
+        if suffix.lower() != ".gz":
+            break
+    raise UserError(f"data.source: {shown(source)}: cannot tell the table's format from its name: set "
+                    f"data.table_format to csv, tsv, parquet or jsonl")
+
+
+def read_table(path: Path, fmt: str, name: str) -> pd.DataFrame:
+    """The whole table, every column as read (CSV and TSV: strings, empty cells None)."""
+    try:
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        if fmt == "jsonl":
+            return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False,
+                           na_values=[""], encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{name}: not UTF-8 text (byte {err.start}): save the table as UTF-8") from None
+    except Exception as err:  # noqa: BLE001 - pandas and pyarrow fail on a bad file in many types
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise UserError(f"{name}: not a readable {fmt} table ({reason})") from None
+
+
+def _column(frame: pd.DataFrame, column: str | None, key: str, name: str) -> pd.Series | None:
+    if column is None:
+        return None
+    if column not in frame.columns:
+        shown_columns = ", ".join(map(str, frame.columns[:20])) + (", ..." if len(frame.columns) > 20 else "")
+        raise UserError(f"{name}: no column '{column}' ({key}); its columns: {shown_columns}")
+    return frame[column]
+
+
+def _first_bad(values: pd.Series) -> int | None:
+    bad = values.isna() | values.astype(str).str.strip().eq("")
+    return int(bad.to_numpy().argmax()) if bad.any() else None
+
+
+def labels_of(values: pd.Series, column: str, name: str) -> pd.Series:
+    """The label column as one type: integers where every label is one (`7`, `7.0` or "7"), else strings;
+    a table mixing numbers and words (e.g. 1, 2, "three") is a mistake, not three classes."""
+    if (row := _first_bad(values)) is not None:
+        raise UserError(f"{name}: row {row + 1}: empty label in column '{column}'")
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().all():
+        whole = (numbers == numbers.round()).all()
+        return numbers.astype("int64") if whole else values.astype(str)
+    if numbers.notna().any():
+        row = int(numbers.isna().to_numpy().argmax())
+        raise UserError(f"{name}: column '{column}' mixes label types: row {row + 1} is {values.iloc[row]!r}, "
+                        f"others are numbers (e.g. {values[numbers.notna()].iloc[0]!r})")
+    return values.astype(str)
+
+
+def standard_frame(frame: pd.DataFrame, p, name: str, limits: Limits) -> pd.DataFrame:
+    """id, text, label, group from the table's columns (`p`: params.yaml's `data:`)."""
+    texts = _column(frame, p.text_column, "data.text_column", name)
+    labels = _column(frame, p.label_column, "data.label_column", name)
+    groups = _column(frame, p.group_column, "data.group_column", name)
+    ids = _column(frame, p.id_column, "data.id_column", name)
+    if len(frame) == 0:
+        raise UserError(f"{name}: the table has no rows")
+    if (row := _first_bad(texts)) is not None:
+        raise UserError(f"{name}: row {row + 1}: empty text in column '{p.text_column}'")
+    texts = texts.astype(str)
+    if limits.review_chars and (too_long := texts.str.len() > limits.review_chars).any():
+        row = int(too_long.to_numpy().argmax())
+        raise UserError(f"{name}: row {row + 1}: a text of {len(texts.iloc[row]):,} characters, more than "
+                        f"data.max_review_chars ({limits.review_chars:,})")
+    if groups is not None and (row := _first_bad(groups)) is not None:
+        raise UserError(f"{name}: row {row + 1}: empty group in column '{p.group_column}'")
+    if ids is not None:
+        if (row := _first_bad(ids)) is not None:
+            raise UserError(f"{name}: row {row + 1}: empty id in column '{p.id_column}'")
+        if (repeated := ids.astype(str).duplicated()).any():
+            row = int(repeated.to_numpy().argmax())
+            raise UserError(f"{name}: row {row + 1}: id {ids.iloc[row]!r} (column '{p.id_column}') is not unique")
+    width = len(str(len(frame)))
+    return pd.DataFrame({
+        "id": ids.astype(str).to_numpy(dtype=object) if ids is not None
+        else [f"row-{i:0{width}d}" for i in range(len(frame))],
+        "text": texts.to_numpy(dtype=object),
+        "label": labels_of(labels, p.label_column, name).to_numpy(),
+        "group": groups.astype(str).to_numpy(dtype=object) if groups is not None else None,
+    })
+
+
+def _local_copy(source: str, tmp: Path, p, limits: Limits) -> Path:
+    if is_url(source):
+        path = tmp / "table"
+        download(source, path, p.timeout_s, limits.download_mb, limits.download_s)
+        return path
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise UserError(f"data.source: {source}: no such file" + (" (a directory: a table is one file)"
+                                                                  if path.is_dir() else ""))
+    if limits.unpacked_mb and path.stat().st_size > limits.unpacked_mb * MB:
+        raise UserError(f"data.source: {source} is {path.stat().st_size / MB:,.0f} MB, more than "
+                        f"data.max_unpacked_mb ({limits.unpacked_mb:g})")
+    return path
+
+
+def fetch(p, out: Path, limits: Limits) -> int:
+    """data.source (and data.test_source, when given) → out/train.parquet (and out/test.parquet),
+    atomically; returns the number of rows."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    count = 0
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        staged = tmp / "table"
+        staged.mkdir()
+        for split, source in (("train", p.source), ("test", p.test_source)):
+            if source is None:
+                continue
+            name = shown(source)
+            path = _local_copy(source, tmp, p, limits)
+            frame = standard_frame(read_table(path, table_format(source, p.table_format), name), p, name, limits)
+            atomic.write_parquet(frame, staged / f"{split}.parquet")
+            count += len(frame)
+            if path.parent == tmp:
+                path.unlink()
+        if out.exists():
+            shutil.rmtree(out)
+        staged.rename(out)
+    return count
+
+
+def read(raw: Path, split: str) -> pd.DataFrame | None:
+    """A split as fetch wrote it (None: the source has no separate table for it)."""
+    path = Path(raw) / f"{split}.parquet"
+    return pd.read_parquet(path) if path.exists() else None
