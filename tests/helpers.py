@@ -137,6 +137,22 @@ def splits(per_class: int = 24, seed: int = 3):
     return split("train"), split("test")
 
 
+def three_classes(per_class: int = 24):
+    """`splits` with a third class, `zzz`: reviews of neutral words alone, without a cue of either kind."""
+    from imdbclf.data import Split
+    from tests.tiny_imdb import NEUTRAL
+
+    rng = np.random.default_rng(0)
+    train, test = splits(per_class)
+
+    def third(split, n):
+        neutral = np.array([" ".join(rng.choice(NEUTRAL, 12)) + "." for _ in range(n)], dtype=object)
+        return Split(split.name, np.concatenate([split.texts, neutral]), np.concatenate([split.labels, np.full(n, 2)]),
+                     classes=("negative", "positive", "zzz"))
+
+    return third(train, per_class * 2), third(test, per_class)
+
+
 def labelled(raw: Path, split: str, movies_required: bool = False):
     """A split's reviews as the split stage reads them: labels 0 (negative) and 1 (positive)."""
     from imdbclf import data

@@ -15,7 +15,7 @@ import pytest
 
 from imdbclf import data, families, params
 from imdbclf.errors import UserError
-from tests.helpers import REPO, make_project, splits, tiny_params
+from tests.helpers import REPO, make_project, three_classes, tiny_params
 from tests.helpers import run_pipeline as run
 from tests.tiny_imdb import write_archive, write_tree
 from tests.tiny_tables import WORDS, table_params, tickets, write_table
@@ -116,19 +116,6 @@ def test_the_fetch_stage_stops_a_bad_table_in_one_line_and_writes_nothing(tmp_pa
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(errors) == 1 and "no column 'text' (data.text_column)" in errors[0]
     assert "Traceback" not in result.stderr and not (root / "data" / "raw").exists()
-
-
-def three_classes(per_class: int = 24):
-    """The tiny reviews' train and test splits with a third class: reviews with neither kind of word."""
-    train, test = splits(per_class)
-
-    def third(split, n):
-        neutral = np.array([f"the film runs {i} minutes and was shown in cinema {i % 7}" for i in range(n)],
-                           dtype=object)
-        return families.Split(split.name, np.concatenate([split.texts, neutral]),
-                              np.concatenate([split.labels, np.full(n, 2)]), classes=("negative", "positive", "zzz"))
-
-    return third(train, per_class * 2), third(test, per_class)
 
 
 @pytest.mark.parametrize("model, config", [

@@ -7,7 +7,7 @@ import pytest
 
 from imdbclf import families, params
 from imdbclf.errors import UserError
-from tests.helpers import REPO, splits
+from tests.helpers import REPO, splits, three_classes
 from tests.tiny_hub import write_encoder, write_preprocessor
 
 
@@ -89,3 +89,18 @@ def test_unresolvable_handle_fails_in_one_line(params_dict, handles, tmp_path):
         family.make_encoder(np.array([]))
     assert "\n" not in str(err.value)
     assert str(err.value).startswith("tiny_bert.model.preprocessor: ")  # the key in params.yaml, model named
+
+
+def test_hub_family_with_three_classes_has_a_softmax_head_and_keeps_their_names(tmp_path, params_dict, handles):
+    s = section(params_dict, handles)
+    family = families.create("tiny_bert", s)
+    train, test = three_classes()
+    history = family.fit(train, test, families.hyperparameters("tiny_bert", s, {"optimizer": "adamw",
+                         "batch_size": 8, "learning_rate": 0.01}), families.FitOptions(epochs=15, seed=0, verbose=0))
+    proba = family.predict_proba(test.texts)
+    assert proba.shape == (len(test), 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert max(history["val_accuracy"]) >= 0.8
+    family.save(tmp_path / "model")
+    reloaded = families.load(tmp_path / "model")
+    assert reloaded.classes == ("negative", "positive", "zzz")
+    np.testing.assert_allclose(reloaded.predict_proba(test.texts), proba, atol=1e-6)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -262,6 +263,37 @@ def test_mlflow_serves_the_champion_on_raw_text(project):
     predicted = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", *texts], project).stdout)
     assert served == pytest.approx([r["probability"] for r in predicted], abs=1e-6)
     assert [(row["label"], row["sentiment"]) for row in answer] == [("positive", "positive"), ("negative", "negative")]
+
+
+def test_imdbclf_serve_checks_the_champion_and_serves_it(project):
+    """`python -m imdbclf serve`, as docs/serving.md runs it, in a project whose .cache/ has no served copy yet."""
+    import urllib.request
+
+    shutil.rmtree(project / ".cache" / "served", ignore_errors=True)
+    port = free_port()
+    log = project.parent / "imdbclf-serve.log"
+    with open(log, "w") as out:
+        server = readme(f"MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec python -m imdbclf serve --port {port}", project,
+                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, f"server did not start:\n{log.read_text()}"
+                time.sleep(1)
+        body = json.dumps({"dataframe_records": [{"text": "great wonderful brilliant film"}]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())["predictions"][0]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert "checked against its digest tag" in log.read_text()
+    assert answer["label"] == "positive" and set(answer["probabilities"]) == {"negative", "positive"}
 
 
 def ran_stages(output: str) -> set[str]:

@@ -83,6 +83,7 @@ def serve(model: str | None, host: str, port: int, workers: int) -> None:
     p = params.load()
     tracking.setup(p)
     uri = model or model_registry.champion_uri(p.tracking.registered_model_prefix)
+    cache_dir("served").mkdir(parents=True, exist_ok=True)  # a fresh clone has no .cache/ yet
     local = Path(tempfile.mkdtemp(prefix="served-", dir=cache_dir("served")))
     checked = model_registry.download_verified(uri, local)
     print(f"serving {uri} (checked against its digest tag) from {checked} on {_address(host, port)}/invocations",
