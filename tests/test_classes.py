@@ -15,7 +15,7 @@ import pytest
 
 from imdbclf import data, families, params
 from imdbclf.errors import UserError
-from tests.helpers import REPO, make_project, three_classes, tiny_params
+from tests.helpers import REPO, TINY_ARCHIVE_SHA256, make_project, three_classes, tiny_params
 from tests.helpers import run_pipeline as run
 from tests.tiny_imdb import write_archive, write_tree
 from tests.tiny_tables import WORDS, table_params, tickets, write_table
@@ -160,18 +160,6 @@ def test_k_class_metrics_have_macro_averages_per_class_rows_and_a_k_by_k_matrix(
     assert points[0]["fpr"] == 0 and points[-1]["tpr"] == 1
 
 
-# sha256 of the prepared splits and TF-IDF predictions of the tiny archive (write_archive(per_class=30)) that
-# the code before K classes and table sources wrote (commit 6e5b71a, `dvc repro evaluate@tfidf_logreg`)
-BEFORE = {
-    "data/prepared/train.parquet": "011da24b16fa699a754034f5e409d49dd0e5f59ae1e7db3cb7e6be24b3f6e604",
-    "data/prepared/val.parquet": "43d857526e5042daf62cf95809566f8bbdb7d97378eaac1cda9b8f373a4dc321",
-    "data/prepared/test.parquet": "4c77b9a044ea4a59c7b1274bdbfe4e2af6ccb618753b9ef7f6ec4a415ba89d0a",
-    "metrics/eval/tfidf_logreg/predictions.parquet": "3c1577d56924fa36638023739a4f9a8a61c002a283d93ab2d6889c9a4961e79c",
-    "metrics/eval/tfidf_logreg/val_predictions.parquet":
-        "ac43a4881e619c5500d8dd9e599a371aaa9ec778a076f04fedf96b501516c24d",
-}
-
-
 @pytest.mark.slow
 def test_imdbs_binary_task_gives_byte_identical_splits_and_predictions(tmp_path):
     params_dict = tiny_params(str(write_archive(tmp_path / "aclImdb_v1.tar.gz", per_class=30)))
@@ -179,7 +167,7 @@ def test_imdbs_binary_task_gives_byte_identical_splits_and_predictions(tmp_path)
     del params_dict["lstm"]
     root = make_project(tmp_path / "repo", params_dict)
     run(["dvc", "repro", "evaluate@tfidf_logreg"], root, env={"MLFLOW_TRACKING_URI": ""})
-    assert {f: hashlib.sha256((root / f).read_bytes()).hexdigest() for f in BEFORE} == BEFORE
+    assert {f: hashlib.sha256((root / f).read_bytes()).hexdigest() for f in TINY_ARCHIVE_SHA256} == TINY_ARCHIVE_SHA256
     assert json.loads((root / "data" / "prepared" / "meta.json").read_text()) == {
         "classes": ["negative", "positive"], "group": "movie"}
 
