@@ -3,6 +3,7 @@ the MLflow store, a no-op second repro, and a `dvc exp run -S` that reruns only 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -214,17 +216,16 @@ def test_predict_with_champion_and_model_dir_agree(project):
         assert [(r["label"], r["sentiment"]) for r in rows] == [("positive", "positive"), ("negative", "negative")]
 
 
-def test_mlflow_serves_the_champion_on_raw_text(project):
-    import urllib.error
+@contextlib.contextmanager
+def serving(project: Path, command: str, log: Path) -> Iterator[str]:
+    """A server started by `command` (its port as {port}) as the docs write it, in a fresh shell; yields
+    its URL once /ping answers, and stops it (and its uvicorn workers) after."""
     import urllib.request
 
     port = free_port()
-    log = project.parent / "serve.log"
-    # the command as docs/serving.md writes it, in a fresh shell: MLflow starts uvicorn by name, from the activated venv
     with open(log, "w") as out:
-        server = readme("MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec mlflow models serve "
-                        f"-m models:/imdb-champion@champion --env-manager local -p {port}", project,
-                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = readme(command.format(port=port), project, stdout=out, stderr=subprocess.STDOUT,
+                        start_new_session=True)
     try:
         deadline = time.time() + 120
         while True:
@@ -234,10 +235,24 @@ def test_mlflow_serves_the_champion_on_raw_text(project):
             except OSError:
                 assert time.time() < deadline and server.poll() is None, f"server did not start:\n{log.read_text()}"
                 time.sleep(1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_mlflow_serves_the_champion_on_raw_text(project):
+    import urllib.error
+    import urllib.request
+
+    # the command as docs/serving.md writes it, in a fresh shell: MLflow starts uvicorn by name, from the activated venv
+    command = ("MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec mlflow models serve -m models:/imdb-champion@champion "
+               "--env-manager local -p {port}")
+    with serving(project, command, project.parent / "serve.log") as url:
 
         def invoke(records: list[dict]) -> tuple[int, dict]:
             body = json.dumps({"dataframe_records": records}).encode()
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
+            request = urllib.request.Request(f"{url}/invocations", body,
                                              {"Content-Type": "application/json"})
             try:
                 with urllib.request.urlopen(request, timeout=60) as response:
@@ -256,9 +271,6 @@ def test_mlflow_serves_the_champion_on_raw_text(project):
             status, error = invoke(records)
             assert status == 400 and names in error["message"], (records, error)
             assert "\n" not in error["message"] and set(error) == {"error_code", "message"}, error
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and its uvicorn workers
-        server.wait(timeout=30)
     served = [row["probability"] for row in answer]
     predicted = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", *texts], project).stdout)
     assert served == pytest.approx([r["probability"] for r in predicted], abs=1e-6)
@@ -270,28 +282,13 @@ def test_imdbclf_serve_checks_the_champion_and_serves_it(project):
     import urllib.request
 
     shutil.rmtree(project / ".cache" / "served", ignore_errors=True)
-    port = free_port()
     log = project.parent / "imdbclf-serve.log"
-    with open(log, "w") as out:
-        server = readme(f"MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec python -m imdbclf serve --port {port}", project,
-                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert time.time() < deadline and server.poll() is None, f"server did not start:\n{log.read_text()}"
-                time.sleep(1)
+    command = "MLFLOW_TRACKING_URI=sqlite:///mlflow.db exec python -m imdbclf serve --port {port}"
+    with serving(project, command, log) as url:
         body = json.dumps({"dataframe_records": [{"text": "great wonderful brilliant film"}]}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", body,
-                                         {"Content-Type": "application/json"})
+        request = urllib.request.Request(f"{url}/invocations", body, {"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.loads(response.read())["predictions"][0]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     assert "checked against its digest tag" in log.read_text()
     assert answer["label"] == "positive" and set(answer["probabilities"]) == {"negative", "positive"}
 
