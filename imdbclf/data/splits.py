@@ -157,10 +157,6 @@ def split_train_val(train: pd.DataFrame, val_fraction: float, seed: int, group_b
     return split_off(train, val_fraction, seed, group_by != "none", "split.val_fraction", classes)
 
 
-def write_meta(classes: tuple[str, ...], group: str | None) -> dict:
-    return {"classes": list(classes), "group": group}
-
-
 def read_classes() -> tuple[str, ...]:
     """The class names the split stage recorded (IMDB's two before it recorded them)."""
     path = PREPARED / META

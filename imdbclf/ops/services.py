@@ -311,11 +311,8 @@ def _start_postgres(config: Config, password: str, certificates: tls.Certificate
     changed = _write_hba(config, certificates is not None)  # listen_addresses: who can try; pg_hba.conf: who gets in
     if certificates:
         for name, source in (("server.crt", certificates.cert), ("server.key", certificates.key)):
-            target = config.data / name
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(source.read_bytes())
-            _give_to(target, user)
+            tls.write_private(config.data / name, source.read_bytes())
+            _give_to(config.data / name, user)
     if _pg(config, user, "pg_ctl", "status", "-D", config.data.resolve(), check=False).returncode == 0:
         # postmaster.pid: pid, data dir, start time, port, socket dir, listen address, ...
         lines = (config.data / "postmaster.pid").read_text().splitlines()
@@ -420,9 +417,7 @@ def _write_auth_config(config: Config, endpoints: Endpoints) -> None:
                       f"database_uri = {endpoints.local_uri(MLFLOW_ROLE, 'mlflow_auth')}",
                       f"admin_username = {ADMIN}", f"admin_password = {_password(config, 'mlflow-admin')}",
                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth", ""])
-    fd = os.open(config.auth_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    tls.write_private(config.auth_config, text.encode())
 
 
 def _start_mlflow(config: Config, endpoints: Endpoints, certificates: tls.Certificates | None) -> psutil.Process:

@@ -38,7 +38,8 @@ def _san(host: str):
         return x509.DNSName(host)
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read (0600 from its creation, not chmod-ed after)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -108,7 +109,7 @@ def ensure(folder: Path, hosts: list[str]) -> Certificates:
         ca_key = _new_key()
         ca_name = _name("imdbclf services CA")
         ca_cert = _certificate(ca_name, ca_key.public_key(), ca_name, ca_key, ca=True, hosts=[])
-        _write_private(ca_key_path, _pem_key(ca_key))
+        write_private(ca_key_path, _pem_key(ca_key))
         files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         files.cert.unlink(missing_ok=True)
     if files.cert.exists() and files.key.exists() and set(hosts) <= _names(files.cert):
@@ -117,7 +118,7 @@ def ensure(folder: Path, hosts: list[str]) -> Certificates:
     ca_cert = x509.load_pem_x509_certificate(files.ca.read_bytes())
     key = _new_key()
     cert = _certificate(_name(hosts[0]), key.public_key(), ca_cert.subject, ca_key, ca=False, hosts=hosts)
-    _write_private(files.key, _pem_key(key))
+    write_private(files.key, _pem_key(key))
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return files
 
