@@ -46,7 +46,7 @@ def main() -> None:
     write_result("minilm_imdb", {
         "encoder": "all-MiniLM-L6-v2 (6 layers, 384 hidden), converted with `python -m imdbclf convert-bert`",
         "accuracy": evaluation["accuracy"], "f1": evaluation["f1"], "roc_auc": evaluation["roc_auc"],
-        "seconds": round(seconds, 1), "test_reviews": evaluation["test_reviews"],
+        "seconds": round(seconds, 1), "test_texts": evaluation["test_texts"],
         "train_reviews": data["splits"]["train"]["count"], "trials": len(tune["trials"]),
         "best": tune["best"]["config"], "settings": SETTINGS,
     })

@@ -26,10 +26,14 @@ def classification_metrics(labels: np.ndarray, proba: np.ndarray, classes: Seque
     if binary:
         loss = skm.log_loss(labels, np.clip(proba[:, 1], 1e-7, 1 - 1e-7), labels=[0, 1])
         roc_auc = skm.roc_auc_score(labels, proba[:, 1]) if present else float("nan")
+        curve_auc = roc_auc  # the area under the curve `roc_points` draws
     else:
         loss = skm.log_loss(labels, np.clip(proba, 1e-7, 1), labels=list(range(k)))
         roc_auc = skm.roc_auc_score(labels, proba, multi_class="ovr", average="macro",
                                     labels=list(range(k))) if present else float("nan")
+        # the drawn curve is micro-averaged (every text × class one yes/no decision): its own area
+        curve_auc = skm.roc_auc_score(np.eye(k, dtype=int)[labels], proba, average="micro") if present \
+            else float("nan")
     matrix = skm.confusion_matrix(labels, predicted, labels=list(range(k)))
     precision, recall, f1, support = skm.precision_recall_fscore_support(labels, predicted, labels=list(range(k)),
                                                                          zero_division=0)
@@ -41,6 +45,7 @@ def classification_metrics(labels: np.ndarray, proba: np.ndarray, classes: Seque
         "f1": float(skm.f1_score(labels, predicted, average=average, zero_division=0)),
         "macro_f1": float(skm.f1_score(labels, predicted, average="macro", zero_division=0)),
         "roc_auc": float(roc_auc),
+        "roc_curve_auc": float(curve_auc),
         "confusion_matrix": ({"tn": int(matrix[0, 0]), "fp": int(matrix[0, 1]), "fn": int(matrix[1, 0]),
                               "tp": int(matrix[1, 1])} if binary
                              else {"classes": list(classes), "matrix": matrix.tolist()}),
@@ -100,6 +105,30 @@ def summarize_seeds(per_seed: list[dict], keys: Sequence[str]) -> dict:
 # What evaluate averages over seeds (mean and std) in metrics/eval/<model>.json.
 SUMMARIZED = ("accuracy", "loss", "precision", "recall", "f1", "macro_f1", "roc_auc", "texts_per_second",
               "val_accuracy", "val_loss")
+
+
+def headline(result: dict) -> dict:
+    """What `dvc exp show` shows of a model: the selection metric on validation, and test accuracy, macro-F1
+    and loss (the seeds' means); everything else stays in metrics/eval/<model>.json."""
+    return {f"val_{result['metric']}": round(result["val_score"], 4), "accuracy": round(result["accuracy"], 4),
+            "macro_f1": round(result["macro_f1"], 4), "loss": round(result["loss"], 4)}
+
+
+def example_texts(test: Split, max_chars: int = 300) -> list[str]:
+    """One test text of each class to show scored, when params.yaml names none: of each class's texts
+    up to `max_chars` long (else all of them), the one of median length, ties to the first."""
+    texts = np.asarray([str(t) for t in test.texts], dtype=object)
+    lengths = np.array([len(t) for t in texts])
+    picked = []
+    for c in range(len(test.classes)):
+        inside = np.flatnonzero(test.labels == c)
+        if not len(inside):
+            continue
+        short = inside[lengths[inside] <= max_chars]
+        pool = short if len(short) else inside
+        order = pool[np.argsort(lengths[pool], kind="stable")]
+        picked.append(texts[order[(len(order) - 1) // 2]])
+    return picked
 
 
 def score_seed(family: Family, test: Split, val: Split, batch_size: int,

@@ -63,6 +63,11 @@ def eval_metrics(model: str) -> Path:
     return Path("metrics/eval") / f"{model}.json"
 
 
+def headline(model: str) -> Path:
+    """The few figures of a model that `dvc exp show` compares across experiments (a DVC metric)."""
+    return Path("metrics/scores") / f"{model}.json"
+
+
 def eval_dir(model: str) -> Path:
     return Path("metrics/eval") / model
 
@@ -79,4 +84,5 @@ def code_manifest(model: str, stage: str) -> Path:
 
 REPORT_MD = Path("reports/report.md")
 REPORT_JSON = Path("metrics/report.json")
+CHAMPION_JSON = Path("metrics/champion.json")  # the report's headline: a DVC metric
 REPORT_FIGURES = Path("reports/figures")

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from imdbclf import settings
 from imdbclf.errors import PARAMS_FILE, UserError, format_validation_error
+from imdbclf.formats import table_suffix
+from imdbclf.settings.selection import SelectionParams
 
 MAX_PARAMS_BYTES = 1 << 20  # params.yaml is a page of settings; a bigger file is not one
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what NumPy, TensorFlow and scikit-learn accept
@@ -26,8 +28,9 @@ class Section(BaseModel):
 
 
 class DataParams(Section):
-    # aclimdb: the aclImdb archive's layout (URL, .tar.gz or directory); table: CSV, TSV, Parquet or JSON Lines
-    format: Literal["aclimdb", "table"] = "aclimdb"
+    # aclimdb: the aclImdb archive's layout (URL, .tar.gz or directory); table: CSV, TSV, Parquet or JSON
+    # Lines; auto: a table when the source's name says one (.csv, .tsv, .parquet, .jsonl), else the archive
+    format: Literal["auto", "aclimdb", "table"] = "auto"
     source: str = Field(min_length=1)
     # aclimdb: the sentiment folder (negative/positive) or the star rating in each file name (8 classes)
     label: Literal["sentiment", "rating"] = "sentiment"
@@ -53,6 +56,15 @@ class DataParams(Section):
         if not source.strip():
             raise ValueError("is empty: give the archive's URL, a local .tar.gz or a directory")
         return source
+
+    @model_validator(mode="before")
+    @classmethod
+    def _format_from_the_source(cls, values: Any) -> Any:
+        """`format: auto` resolved at once, so every stage sees aclimdb or table."""
+        source = values.get("source") if isinstance(values, dict) else None
+        if isinstance(source, str) and values.get("format", "auto") == "auto":
+            values = {**values, "format": "table" if table_suffix(source) else "aclimdb"}
+        return values
 
 
 class SplitParams(Section):
@@ -188,6 +200,7 @@ class Params(Section):
     compute: ComputeParams = ComputeParams()
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
+    selection: SelectionParams = SelectionParams()
     serving: ServingParams = ServingParams()
     model_sections: dict[str, ModelParams] = Field(default_factory=dict)
 

@@ -8,16 +8,18 @@ from typing import Any
 
 import pandas as pd
 
-from imdbclf import crashpoints, families, outputs, tracking
+from imdbclf import crashpoints, families, outputs, selection, tracking
 from imdbclf.data import Split
 from imdbclf.families import Family, FitOptions, Strict
 from imdbclf.params import ModelParams
+from imdbclf.settings.selection import SelectionParams
 
 
-def train_seed(model: str, section: ModelParams, hp: Strict, seed: int, train: Split,
-               val: Split) -> tuple[Family, dict[str, list[float]], dict[str, Any]]:
+def train_seed(model: str, section: ModelParams, hp: Strict, seed: int, train: Split, val: Split,
+               rule: SelectionParams) -> tuple[Family, dict[str, list[float]], dict[str, Any]]:
     """Fit, save models/<model>/seed_<seed>/ and drop its checkpoints; return the family, its per-epoch
-    history and the seed's line of metrics/retrain/<model>.json. Per-epoch metrics go to the active run."""
+    history and the seed's line of metrics/retrain/<model>.json. Per-epoch metrics go to the active run.
+    The best epoch and the class weights follow `rule` as in tuning (`imdbclf.selection`)."""
 
     def on_epoch_end(epoch: int, values: dict) -> None:
         tracking.log_metrics_at_step(epoch, values)
@@ -27,9 +29,12 @@ def train_seed(model: str, section: ModelParams, hp: Strict, seed: int, train: S
     checkpoints = outputs.checkpoints(model, seed)
     checkpoints.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    history = family.fit(train, val, hp, FitOptions(epochs=section.retrain.epochs, seed=seed,
-                                                    patience=section.retrain.patience, checkpoint_dir=checkpoints,
-                                                    on_epoch_end=on_epoch_end))
+    counts = selection.class_counts(train.labels, len(train.classes))
+    metric = selection.metric(rule, counts)
+    history = family.fit(train, val, hp, FitOptions(
+        epochs=section.retrain.epochs, seed=seed, patience=section.retrain.patience, checkpoint_dir=checkpoints,
+        on_epoch_end=on_epoch_end, metric=metric,
+        class_weight=selection.class_weights(hp.class_weight, counts, rule)))
     seconds = time.perf_counter() - started
     if family.resumed_from_epoch:  # an interrupted retrain with the same inputs left checkpoints
         print(f"retrain@{model}: seed {seed} resumed after epoch {family.resumed_from_epoch} "
@@ -37,8 +42,9 @@ def train_seed(model: str, section: ModelParams, hp: Strict, seed: int, train: S
         tracking.log_resumed(family.resumed_from_epoch, history)
     family.save(outputs.seed_dir(model, seed))
     outputs.discard_checkpoints(model, seed)  # saved: nothing resumes from them any more
-    epoch = families.best_epoch(history)
+    epoch = families.best_epoch(history, metric)
     return family, history, {"seed": seed, "best_epoch": epoch + 1, "epochs_run": len(history["val_accuracy"]),
+                             "metric": metric, "val_score": history[selection.val_key(metric)][epoch],
                              "val_accuracy": history["val_accuracy"][epoch], "val_loss": history["val_loss"][epoch],
                              "train_seconds": seconds, "trainable_params": family.trainable_params(),
                              "resumed_from_epoch": family.resumed_from_epoch}  # train_seconds: since the resume
@@ -52,6 +58,8 @@ def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
 
 
 def summary(config: dict, runs: list[dict], registered: str, version: str | int) -> dict[str, Any]:
-    return {"config": config, "seeds": runs, "val_accuracy": sum(r["val_accuracy"] for r in runs) / len(runs),
+    return {"config": config, "seeds": runs, "metric": runs[0]["metric"],
+            "val_score": sum(r["val_score"] for r in runs) / len(runs),
+            "val_accuracy": sum(r["val_accuracy"] for r in runs) / len(runs),
             "train_seconds": sum(r["train_seconds"] for r in runs) / len(runs),
             "trainable_params": runs[0]["trainable_params"], "registered_model": registered, "model_version": version}

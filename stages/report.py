@@ -1,6 +1,8 @@
-"""report: compare every evaluated model — table, validation accuracy with a CI by group (movie), paired
-bootstrap CIs and McNemar tests (Holm-adjusted) on the same test reviews, figures, example reviews
-and each model's most confident mistakes — and name the champion (best validation accuracy).
+"""report: compare every evaluated model — table, validation accuracy with a CI by group, paired bootstrap
+CIs and McNemar tests (Holm-adjusted) on the same test texts, figures, example texts and each model's
+most confident mistakes — beside the baselines (always the largest class; random draws in the training
+shares), and name the champion (best validation score of the selection metric: accuracy, or macro-F1
+when the classes are imbalanced).
 
 Everything is read and computed before anything is written, so a failure leaves the old report
 whole. The workspace's report promotes its champion in the MLflow registry; a queued experiment's
@@ -9,7 +11,7 @@ report does not (promote it deliberately: python -m imdbclf promote <model> --ex
 
 import os
 
-from imdbclf import atomic, model_registry, outputs, params, tracking, workspace
+from imdbclf import atomic, baselines, data, model_registry, outputs, params, tracking, workspace
 from imdbclf.ops.stage import stage
 from imdbclf.reporting import compare, figures, markdown
 
@@ -20,10 +22,12 @@ def main() -> str:
     r, prefix = p.report, p.tracking.registered_model_prefix
     with tracking.stage_run(p, "report", {"report": r.model_dump(), "models": p.models}):
         test, val = atomic.read_parquet(outputs.prepared("test")), atomic.read_parquet(outputs.prepared("val"))
-        result = compare.compare([compare.ModelOutputs.read(model) for model in p.models], test, val, r)
+        result = compare.compare([compare.ModelOutputs.read(model) for model in p.models], test, val, r,
+                                 data.read_train_counts(), p.selection)
         shown = {title: f"figures/{name}.png" for name, title in figures.TITLES.items()}
         text = markdown.markdown(result.rows, result.pairs, r.confidence, result.examples, result.worst,
-                                 result.champion, shown, p.tracking.experiment, result.grouped_by)
+                                 result.champion, shown, p.tracking.experiment, result.grouped_by,
+                                 guesses=result.guesses, why=result.why)
         drawn = figures.draw(result)
         for row in result.rows:  # a store that lost its registry gets the versions again from models/
             seed_dir = outputs.seed_dir(row["model"], p.model(row["model"]).retrain.seeds[0])
@@ -38,6 +42,7 @@ def main() -> str:
             figures.save_figure(figure, outputs.REPORT_FIGURES / f"{name}.png")
         atomic.write_text(outputs.REPORT_MD, text)
         atomic.write_json(outputs.REPORT_JSON, result.as_json())
+        atomic.write_json(outputs.CHAMPION_JSON, result.headline())
 
         tracking.log_metrics({f"{row['model']}_test_accuracy": row["test_accuracy"] for row in result.rows})
         tracking.log_metrics({f"{row['model']}_val_accuracy": row["val_accuracy"] for row in result.rows})
@@ -46,6 +51,8 @@ def main() -> str:
         for figure in sorted(outputs.REPORT_FIGURES.glob("*.png")):
             tracking.log_artifact(figure, "figures")
         print("\n".join(result.lines()))
+        for row in result.not_beating():
+            print(baselines.warning(row["model"], row["vs_majority"], row["classes"], data.read_train_counts()))
         if workspace.in_queued_experiment():
             print(f"report: queued experiment: champion not moved (python -m imdbclf promote {champion} "
                   f"--experiment {os.environ.get('DVC_EXP_NAME', '<name>')})")

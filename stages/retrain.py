@@ -31,7 +31,7 @@ def main(model: str) -> str:
             with tracking.child_run(f"{model}-seed-{seed}", "seed", {"seed": str(seed)}):
                 tracking.log_datasets(datasets)
                 print(f"retrain@{model}: seed {seed} {best['config']}")
-                _, history, run = retraining.train_seed(model, section, hp, seed, train, val)
+                _, history, run = retraining.train_seed(model, section, hp, seed, train, val, p.selection)
                 tracking.log_metrics(run)
             runs.append(run)
             if len(runs) == 1:  # the first seed's curves and model are the ones shown and registered
@@ -42,7 +42,10 @@ def main(model: str) -> str:
         summary = retraining.summary(best["config"], runs, registered, version)
         atomic.write_json(outputs.retrain_metrics(model), summary)
         tracking.log_metrics({k: v for k, v in summary.items() if k in ("val_accuracy", "train_seconds")})
-    return f"val_accuracy {summary['val_accuracy']:.4f}; registered {registered} version {summary['model_version']}"
+        tracking.log_metrics({f"val_{summary['metric']}": summary["val_score"]})
+    shown = "" if summary["metric"] == "accuracy" else f"val_{summary['metric']} {summary['val_score']:.4f}, "
+    return (f"{shown}val_accuracy {summary['val_accuracy']:.4f}; registered {registered} "
+            f"version {summary['model_version']}")
 
 
 if __name__ == "__main__":

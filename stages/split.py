@@ -28,7 +28,8 @@ def main() -> str:
             "val": data.stratified_sample(val, s.max_val, s.seed, "split.max_val"),
             "test": data.stratified_sample(test, s.max_test, s.seed, "split.max_test"),
         }
-        meta = {"classes": list(classes), "group": data.group_column(splits["train"])}
+        meta = {"classes": list(classes), "group": data.group_column(splits["train"]),
+                "train_counts": data.class_counts(splits["train"]["label"], len(classes))}
         for name, frame in splits.items():
             atomic.write_parquet(frame, outputs.prepared(name))
         atomic.write_json(outputs.PREPARED / data.META, meta)

@@ -41,12 +41,15 @@ def main(model: str) -> str:
         summary = tuning.summary(tune.strategy, results)
         atomic.write_json(outputs.tune_metrics(model), summary)
         atomic.write_json(outputs.tune_best(model), tuning.best_choice(runner.key, results))
-        tracking.log_metrics({"best_val_accuracy": summary["best"]["val_accuracy"], "trials": len(results),
+        best = summary["best"]
+        tracking.log_metrics({"best_val_accuracy": best["val_accuracy"],
+                              f"best_val_{best['metric']}": best["val_score"], "trials": len(results),
                               "reused_trials": sum(r.reused for r in results), "pruned_trials": summary["pruned"],
                               "epochs_trained": summary["epochs_trained"]})
         tracking.log_params({f"best.{k}": v for k, v in summary["best"]["config"].items()})
         tracking.log_dict(summary, "tune.json")
-    return (f"best {summary['best']['config']} val_accuracy {summary['best']['val_accuracy']:.4f} "
+    shown = "" if best["metric"] == "accuracy" else f"val_{best['metric']} {best['val_score']:.4f}, "
+    return (f"best {best['config']} {shown}val_accuracy {best['val_accuracy']:.4f} "
             f"({len(results)} trials, {summary['pruned']} pruned, {sum(r.reused for r in results)} reused)")
 
 

@@ -137,12 +137,19 @@ def test_a_family_fits_k_classes_and_saves_their_names(tmp_path, params_dict, mo
     np.testing.assert_allclose(reloaded.predict_proba(test.texts), proba, atol=1e-6)
 
 
-def test_nb_logreg_says_it_takes_two_classes(params_dict):
+def test_nb_logreg_takes_k_classes_one_ratio_and_model_per_class_and_reloads(params_dict, tmp_path):
     section = params.parse(params_dict).model("nb_logreg")
-    train, test = three_classes(4)
-    with pytest.raises(UserError, match="nb_logreg.model: nb_logreg .* takes two classes, and the data have 3"):
-        families.create("nb_logreg", section).fit(train, test, families.hyperparameters("nb_logreg", section, {}),
-                                                  families.FitOptions(epochs=1))
+    train, test = three_classes(24)
+    family = families.create("nb_logreg", section)
+    family.fit(train, test, families.hyperparameters("nb_logreg", section, {"C": 1.0}), families.FitOptions(epochs=1))
+    proba = family.predict_proba(test.texts)
+    assert proba.shape == (len(test), 3) and np.allclose(proba.sum(axis=1), 1)
+    assert family.ratio.shape[0] == family.coef.shape[0] == 3  # one-vs-rest: a ratio and a model per class
+    assert (families.predicted_labels(proba) == test.labels).mean() > 0.9
+    family.save(tmp_path / "m")
+    reloaded = families.load(tmp_path / "m")
+    assert reloaded.classes == ("negative", "positive", "zzz")
+    np.testing.assert_allclose(reloaded.predict_proba(test.texts), proba, atol=1e-9)
 
 
 def test_k_class_metrics_have_macro_averages_per_class_rows_and_a_k_by_k_matrix():
@@ -168,8 +175,9 @@ def test_imdbs_binary_task_gives_byte_identical_splits_and_predictions(tmp_path)
     root = make_project(tmp_path / "repo", params_dict)
     run(["dvc", "repro", "evaluate@tfidf_logreg"], root, env={"MLFLOW_TRACKING_URI": ""})
     assert {f: hashlib.sha256((root / f).read_bytes()).hexdigest() for f in TINY_ARCHIVE_SHA256} == TINY_ARCHIVE_SHA256
-    assert json.loads((root / "data" / "prepared" / "meta.json").read_text()) == {
-        "classes": ["negative", "positive"], "group": "movie"}
+    meta = json.loads((root / "data" / "prepared" / "meta.json").read_text())
+    assert {k: meta[k] for k in ("classes", "group")} == {"classes": ["negative", "positive"], "group": "movie"}
+    assert meta["train_counts"] == np.bincount(pd.read_parquet(root / "data/prepared/train.parquet")["label"]).tolist()
 
 
 @pytest.mark.slow

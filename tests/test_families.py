@@ -303,7 +303,8 @@ def test_the_nb_weighted_model_keeps_punctuation_and_is_saved_as_data(tmp_path, 
     train, test = splits()
     family.fit(train, test, families.hyperparameters("nb_logreg", p.model("nb_logreg"), {"C": 1.0, "ngram_max": 2}),
                families.FitOptions(epochs=1))
-    assert family.vectorizer.build_analyzer()("Slow? Maybe.<br />Boring? Never!")[:6] == [
+    normalized = family.prepared(["Slow? Maybe.<br />Boring? Never!"])[0]  # the normaliser drops the markup
+    assert family.vectorizer.build_analyzer()(normalized)[:6] == [
         "slow", "?", "maybe", "boring", "?", "never"]
     family.save(tmp_path / "model")
     assert sorted(f.name for f in (tmp_path / "model").iterdir()) == ["family.json", "vocabulary.json", "weights.npz"]

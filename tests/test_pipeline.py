@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -67,7 +68,9 @@ def test_outputs(project):
         assert (project / f"models/{model}/seed_0/family.json").exists()
         assert (project / f"metrics/eval/{model}/roc.csv").exists()
         examples = json.loads((project / f"metrics/eval/{model}/examples.json").read_text())
-        assert len(examples) == 5 and all(0 <= e["probability"] <= 1 for e in examples)
+        test_texts = set(pd.read_parquet(project / "data/prepared/test.parquet")["text"])
+        assert len(examples) == 2 and all(0 <= e["probability"] <= 1 for e in examples)  # one test text a class
+        assert all(e["text"] in test_texts for e in examples)
         assert all(e["sentiment"] == e["label"] in ("positive", "negative") for e in examples)
         assert all(e["probability"] == e["probabilities"][e["label"]] for e in examples)
     assert not (project / "checkpoints").exists()  # each seed's resume state, deleted once its model was saved
@@ -194,8 +197,8 @@ def test_report_compares_models_and_names_a_champion(project):
     assert lead["within_uncertainty"] == (lead["ci_low"] <= 0)
     text = (project / "reports/report.md").read_text()
     for needle in ("| model |", "McNemar", "Holm-adjusted p", "CI, by movie", "(1 seed)", "figures/history.png",
-                   "most confidently wrong", "The movie was great!", "within the uncertainty"
-                   if lead["within_uncertainty"] else "larger than the uncertainty"):
+                   "most confidently wrong", "## Example texts", "## Against guessing", "majority guess",
+                   "within the uncertainty" if lead["within_uncertainty"] else "larger than the uncertainty"):
         assert needle in text
     for figure in ("history", "tuning", "roc"):
         assert (project / f"reports/figures/{figure}.png").stat().st_size > 1000

@@ -9,11 +9,13 @@ from imdbclf.data.splits import (
     BINARY,
     META,
     Split,
+    class_counts,
     class_names,
     encode_labels,
     group_column,
     load_split,
     read_classes,
+    read_train_counts,
     split_off,
     split_train_val,
     stratified_indices,
@@ -21,6 +23,7 @@ from imdbclf.data.splits import (
 )
 from imdbclf.data.stats import split_stats
 
-__all__ = ["BINARY", "CLASSES", "META", "Limits", "Split", "class_names", "decode_utf8", "encode_labels", "fetch",
-           "group_column", "load_split", "read_classes", "read_reviews", "sha256_of", "shown", "sources",
-           "split_off", "split_stats", "split_train_val", "stratified_indices", "stratified_sample"]
+__all__ = ["BINARY", "CLASSES", "META", "Limits", "Split", "class_counts", "class_names", "decode_utf8",
+           "encode_labels", "fetch", "group_column", "load_split", "read_classes", "read_reviews", "read_train_counts",
+           "sha256_of", "shown", "sources", "split_off", "split_stats", "split_train_val", "stratified_indices",
+           "stratified_sample"]

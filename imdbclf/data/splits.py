@@ -163,6 +163,20 @@ def read_classes() -> tuple[str, ...]:
     return tuple(json.loads(path.read_text())["classes"]) if path.exists() else BINARY
 
 
+def class_counts(labels, k: int) -> list[int]:
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=k).tolist()
+
+
+def read_train_counts() -> np.ndarray:
+    """Texts per class in the training split, as the split stage recorded them: what the baselines guess
+    from and the `auto` selection rule judges balance by."""
+    path = PREPARED / META
+    counts = json.loads(path.read_text()).get("train_counts") if path.exists() else None
+    if counts is None:
+        raise UserError(f"{path}: no train_counts (written by an older split stage): run dvc repro split")
+    return np.asarray(counts, dtype=np.int64)
+
+
 def load_split(name: str) -> Split:
     path = prepared(name)
     if not path.exists():

@@ -17,9 +17,8 @@ from imdbclf import atomic
 from imdbclf.data.archive import MB, Limits
 from imdbclf.data.download import download, is_url, shown
 from imdbclf.errors import UserError
+from imdbclf.formats import table_suffix
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
-           ".jsonl": "jsonl", ".ndjson": "jsonl"}
 COLUMNS = ("id", "text", "label", "group")
 
 
@@ -27,12 +26,8 @@ def table_format(source: str, setting: str) -> str:
     """`data.table_format`, or what the source's name ends with (a URL's query string aside)."""
     if setting != "auto":
         return setting
-    suffixes = Path(source.split("?", 1)[0].split("#", 1)[0]).suffixes
-    for suffix in reversed(suffixes):
-        if suffix.lower() in FORMATS:
-            return FORMATS[suffix.lower()]
-        if suffix.lower() != ".gz":
-            break
+    if found := table_suffix(source):
+        return found
     raise UserError(f"data.source: {shown(source)}: cannot tell the table's format from its name: set "
                     f"data.table_format to csv, tsv, parquet or jsonl")
 

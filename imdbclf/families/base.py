@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
-from imdbclf import crashpoints
+from imdbclf import crashpoints, selection, text
 from imdbclf.data import BINARY, Split
 from imdbclf.settings import Strict
 
@@ -40,12 +40,16 @@ def binary_matrix(positive: np.ndarray) -> np.ndarray:
     return np.column_stack([1.0 - positive, positive])
 
 
-def best_epoch(history: dict[str, list[float]]) -> int:
+def best_epoch(history: dict[str, list[float]], metric: str = "accuracy") -> int:
     """The one rule for "the best epoch" (0-based), used by early stopping, the restored weights, the
-    reported metrics and the champion alike: highest validation accuracy, ties to the lower validation
-    loss, then to the earlier epoch."""
-    accuracy, loss = history["val_accuracy"], history["val_loss"]
-    return max(range(len(accuracy)), key=lambda i: (accuracy[i], -loss[i], -i))
+    reported metrics and the champion alike: the highest validation score of the selection metric
+    (`imdbclf.selection`), ties to the lower validation loss, then to the earlier epoch."""
+    score, loss = history[f"val_{metric}"], history["val_loss"]
+    return max(range(len(score)), key=lambda i: (_ranked(score[i]), -loss[i], -i))
+
+
+def _ranked(score: float) -> float:
+    return -np.inf if np.isnan(score) else score
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,10 @@ class FitOptions:
     # interrupted one that wrote it resumes after its last complete epoch.
     checkpoint_dir: Path | None = None
     on_epoch_end: EpochLogger | None = None
+    # what picks the best epoch (`imdbclf.selection`): the history also gets val_<metric>
+    metric: str = "accuracy"
+    # the loss's weight of each class index (`selection.class_weights`); None: every text counts the same
+    class_weight: dict[int, float] | None = None
     verbose: int = 1  # 0: silent; otherwise a progress bar per epoch (a line per ~10% off a terminal)
 
 
@@ -98,6 +106,10 @@ class Family(ABC):
     @abstractmethod
     def trainable_params(self) -> int: ...
 
+    def prepared(self, texts: Sequence[object]) -> list[str]:
+        """The texts as this family reads them, in training and serving alike (`imdbclf.text`)."""
+        return text.prepared(texts, self.config.normalize_text)
+
     def runtime(self) -> dict[str, str]:
         """What training resolves at run time and a result depends on (device, numeric precision)."""
         return {"device": "cpu", "precision": "float64"}
@@ -114,6 +126,7 @@ class Family(ABC):
                             labels=list(range(proba.shape[1])))
             history[f"{prefix}loss"] = [float(loss)]
             history[f"{prefix}accuracy"] = [float(accuracy_score(split.labels, predicted_labels(proba)))]
+        history.update({k: [v] for k, v in selection.epoch_scores(val.labels, proba, [options.metric]).items()})
         if options.on_epoch_end:
             options.on_epoch_end(1, {k: v[0] for k, v in history.items()})
         return history

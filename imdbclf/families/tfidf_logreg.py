@@ -25,11 +25,11 @@ PIPELINE_FILE = "pipeline.skops"
 PICKLED = "pipeline.joblib"  # what versions before skops saved: a pickle, never loaded
 
 
-def _strip_markup(text: str) -> str:
-    return text.replace("<br />", " ").lower()
+def _lower(text: str) -> str:
+    return text.lower()
 
 
-TRUSTED = [f"{__name__}._strip_markup"]  # beyond skops' own safe types: the preprocessor above
+TRUSTED = [f"{__name__}._lower"]  # beyond skops' own safe types: the preprocessor above (texts come normalised)
 
 
 class TfidfLogReg(Family):
@@ -45,18 +45,19 @@ class TfidfLogReg(Family):
 
     def fit(self, train: Split, val: Split, hp: TfidfHyperparameters, options: FitOptions) -> dict[str, list[float]]:
         vectorizer, matrix = features.fit_transform(TfidfVectorizer(
-            preprocessor=_strip_markup, ngram_range=(1, hp.ngram_max), min_df=hp.min_df,
+            preprocessor=_lower, ngram_range=(1, hp.ngram_max), min_df=hp.min_df,
             max_features=self.config.max_features, sublinear_tf=self.config.sublinear_tf,
-        ), list(train.texts))
+        ), self.prepared(train.texts))
         # K > 2 classes: multinomial (scikit-learn's lbfgs fits one softmax model, not one per class)
-        logreg = LogisticRegression(C=hp.C, max_iter=self.config.max_iter, random_state=options.seed)
+        logreg = LogisticRegression(C=hp.C, max_iter=self.config.max_iter, random_state=options.seed,
+                                    class_weight=options.class_weight)
         logreg.fit(matrix, train.labels)
         self.pipeline = Pipeline([("tfidf", vectorizer), ("logreg", logreg)])
         self.classes = train.classes
         return self.one_pass_history(train, val, options, train_proba=logreg.predict_proba(matrix))
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        return self.pipeline.predict_proba([str(t) for t in texts])
+        return self.pipeline.predict_proba(self.prepared(texts))
 
     def trainable_params(self) -> int:
         logreg = self.pipeline.named_steps["logreg"]

@@ -149,16 +149,20 @@ def plot_tuning(tunes: Mapping[str, dict]) -> Figure:
     return fig
 
 
-def plot_roc(rocs: Mapping[str, pd.DataFrame], aucs: Mapping[str, float] | None = None) -> Figure:
-    """ROC curves of every model on the test set, each with its area (`aucs`) in the legend."""
+def plot_roc(rocs: Mapping[str, pd.DataFrame], aucs: Mapping[str, float] | None = None,
+             micro: bool = False) -> Figure:
+    """ROC curves of every model on the test set, each with the area under the curve drawn (`aucs`) in the
+    legend: for K classes the micro-averaged curve, so its micro AUC, not the macro one of the table."""
     aucs = aucs or {}
     fig = Figure(figsize=(5.5, 5.5))
     ax = fig.subplots()
+    kind = "micro AUC" if micro else "AUC"
     for name, frame in rocs.items():
         auc = aucs.get(name, np.nan)
-        ax.plot(frame["fpr"], frame["tpr"], label=f"{name} (AUC {auc:.4f})" if np.isfinite(auc) else name)
+        ax.plot(frame["fpr"], frame["tpr"], label=f"{name} ({kind} {auc:.4f})" if np.isfinite(auc) else name)
     ax.plot([0, 1], [0, 1], "k--", alpha=0.4, label="chance")
-    ax.set(title="ROC on the test set", xlabel="false positive rate", ylabel="true positive rate",
+    title = "ROC on the test set" + (" (micro-averaged one-vs-rest)" if micro else "")
+    ax.set(title=title, xlabel="false positive rate", ylabel="true positive rate",
            xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal")
     ax.legend(loc="lower right", fontsize=9)
     ax.grid(alpha=0.3)
@@ -207,5 +211,6 @@ def draw(comparison: Comparison) -> dict[str, Figure]:
                                       {m.model: m.retrain["seeds"][0]["best_epoch"] for m in models}),
             "tuning": plot_tuning({m.model: m.tune for m in models}),
             "roc": plot_roc({m.model: m.roc for m in models},
-                            {m.model: m.evaluation["seeds"][0]["roc_auc"] for m in models}),
+                            {m.model: m.evaluation["seeds"][0]["roc_curve_auc"] for m in models},
+                            micro=len(models[0].evaluation.get("classes", [])) > 2),
             "confusion": plot_confusion({m.model: m.evaluation["seeds"][0]["confusion_matrix"] for m in models})}

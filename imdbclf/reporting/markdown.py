@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from imdbclf.data import BINARY
+from imdbclf.selection import NAMES
 from imdbclf.significance import mean_std
 
 
@@ -29,9 +30,13 @@ def _fmt_config(config: Mapping) -> str:
     return ", ".join(f"{k}={v}" for k, v in config.items())
 
 
-def champion_statement(champion: dict, grouped_by: str) -> str:
-    """The champion in one sentence, saying plainly whether its lead is within the uncertainty."""
-    text = f"Champion (best validation accuracy): **{champion['model']}**."
+def champion_statement(champion: dict, grouped_by: str, why: str = "") -> str:
+    """The champion in one sentence, saying plainly whether its lead is within the uncertainty, and which
+    metric chose it, and why that one."""
+    name = NAMES[champion.get("metric", "accuracy")]
+    text = f"Champion (best validation {name}): **{champion['model']}**."
+    if why:
+        text += f" Chosen by {name}: {why}."
     lead = champion.get("lead")
     if lead is None:
         return text + " It is the only model, so there is no lead to judge."
@@ -71,23 +76,60 @@ def _confusion(row: dict) -> list[str]:
     return lines
 
 
+def _guesses(rows: list[dict], guesses: Sequence[dict], level: int) -> list[str]:
+    """The baselines under the models, each model's lead over the majority guess, and a flag on a model
+    that does not beat it."""
+    measured = next((r["vs_majority"]["metric"] for r in rows if r.get("vs_majority")), None)
+    if not guesses or measured is None:
+        return []
+    name = NAMES[measured]
+    lines = ["", f"## Against guessing: what a model must beat (test set; lead in {name}, {level}% paired CI)", "",
+             "| guess or model | test accuracy | macro-F1 | balanced accuracy | loss | lead over the majority guess |",
+             "|---|---|---|---|---|---|"]
+    for g in guesses:
+        lines.append(f"| {g['model']} | {g['test_accuracy']:.4f} | {g['macro_f1']:.4f} | {g['balanced_accuracy']:.4f} "
+                     f"| {g['loss']:.4f} | — |")
+    flagged = []
+    for r in rows:
+        lead = r.get("vs_majority")
+        if not lead:
+            continue
+        verdict = "" if lead["beats"] else " ⚠ **does not beat it**"
+        lines.append(f"| {r['model']} | {r['test_accuracy']:.4f} | {r['macro_f1']:.4f} | — | {r['loss']:.4f} | "
+                     f"{lead['diff']:+.4f} [{lead['ci_low']:+.4f}, {lead['ci_high']:+.4f}]{verdict} |")
+        if not lead["beats"]:
+            flagged.append(r["model"])
+    if flagged:
+        lines += ["", f"**Warning**: {', '.join(flagged)} {'does' if len(flagged) == 1 else 'do'} not beat always "
+                  f"guessing the largest class on test {name} (the interval reaches 0 or below). Try "
+                  "`<model>.tune.grid.class_weight: [balanced]`, more epochs or a smaller batch for few texts, "
+                  "or more labelled texts; do not serve such a model."]
+    return lines
+
+
 def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: list[dict],
              worst: Mapping[str, pd.DataFrame], champion: dict, figures: Mapping[str, str],
-             title: str = "IMDB sentiment", grouped_by: str = "movie") -> str:
-    """The human-readable report: table, paired statistics, per class, figures, examples, error analysis.
-    `grouped_by`: what the validation CIs resample (movie for IMDB, a table's group, or text)."""
+             title: str = "IMDB sentiment", grouped_by: str = "movie", guesses: Sequence[dict] = (),
+             why: str = "") -> str:
+    """The human-readable report: table, the baselines, paired statistics, per class, figures, examples,
+    error analysis. `grouped_by`: what the validation CIs resample (movie for IMDB, a table's group, or
+    text); `guesses`: the baselines' rows; `why`: why the selection metric is the one."""
     level = int(round(confidence * 100))
     classes = tuple(rows[0].get("classes") or BINARY) if rows else BINARY
     binary = len(classes) == 2
     f1 = "F1" if binary else "macro-F1"
-    lines = [f"# {title}: which model, and how sure are we?", "", champion_statement(champion, grouped_by), ""]
+    lines = [f"# {title}: which model, and how sure are we?", "", champion_statement(champion, grouped_by, why), ""]
     if not binary:
         lines += [f"{len(classes)} classes: {', '.join(classes)}. ROC-AUC is one-vs-rest, macro-averaged.", ""]
-    lines += [f"| model | best hyperparameters | val accuracy [{level}% CI, by {grouped_by}] | test accuracy | {f1} | "
-              "ROC-AUC | trainable params | train s | texts/s |", "|---|---|---|---|---|---|---|---|---|"]
+    metric = champion.get("metric", "accuracy")
+    chosen_by = "" if metric == "accuracy" else f"val {NAMES[metric]} | "
+    lines += [f"| model | best hyperparameters | {chosen_by}val accuracy [{level}% CI, by {grouped_by}] | "
+              f"test accuracy | {f1} | ROC-AUC | trainable params | train s | texts/s |",
+              "|---|---|" + ("---|" if chosen_by else "") + "---|---|---|---|---|---|---|"]
     for r in rows:
+        score = f"{r['val_score']:.4f} | " if chosen_by else ""
         lines.append(
-            f"| {r['model']} | {_fmt_config(r['config'])} | {r['val_accuracy']:.4f} "
+            f"| {r['model']} | {_fmt_config(r['config'])} | {score}{r['val_accuracy']:.4f} "
             f"[{r['val_ci_low']:.4f}, {r['val_ci_high']:.4f}] | "
             f"{mean_std(r['test_accuracy'], r['test_accuracy_std'], r['seeds'])} | "
             f"{r['f1'] if binary else r['macro_f1']:.4f} | "
@@ -99,6 +141,7 @@ def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: l
                    "each text is one piece of evidence")
     lines += ["", f"Validation intervals resample whole {grouped_by}s: {independent}. With several seeds, every "
               "seed's predictions count (per text, the fraction of seeds right)."]
+    lines += _guesses(rows, guesses, level)
     lines += ["", f"## Paired comparisons on the same test texts ({level}% paired bootstrap CI, exact McNemar, "
               "Holm-adjusted over all pairs)", ""]
     if pairs:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from imdbclf.settings.strict import Strict
+from imdbclf.settings.strict import BaseConfig, BaseHyperparameters, Strict
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
 
@@ -22,13 +22,13 @@ class OptimizerSettings(Strict):
     epsilon: float = Field(1e-7, gt=0)
 
 
-class KerasHyperparameters(Strict):
+class KerasHyperparameters(BaseHyperparameters):
     optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
     batch_size: int = Field(32, gt=0, le=65536)
     learning_rate: float = Field(1e-3, gt=0)
 
 
-class KerasConfig(Strict):
+class KerasConfig(BaseConfig):
     optimizer: OptimizerSettings = OptimizerSettings()
     jit_compile: bool = False
     # auto: mixed bfloat16/float16 on a GPU, float32 on a CPU; logits and loss stay float32.

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from imdbclf.settings.strict import Strict
+from imdbclf.settings.strict import BaseConfig, BaseHyperparameters
 
 
-class TfidfConfig(Strict):
+class TfidfConfig(BaseConfig):
     max_features: int | None = Field(None, gt=0, le=50_000_000)
     sublinear_tf: bool = True
     max_iter: int = Field(1000, gt=0)
 
 
-class TfidfHyperparameters(Strict):
+class TfidfHyperparameters(BaseHyperparameters):
     C: float = Field(1.0, gt=0)
     ngram_max: int = Field(2, ge=1, le=3)
     min_df: int = Field(2, ge=1)

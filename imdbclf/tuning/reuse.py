@@ -15,6 +15,7 @@ from imdbclf import codedeps, families
 from imdbclf.data.download import sha256_of
 from imdbclf.families import Family
 from imdbclf.params import ModelParams
+from imdbclf.settings.selection import SelectionParams
 
 TRIAL_CODE = Path("imdbclf/tuning/workers.py")  # runs a trial: part of the reuse key, with the family's code
 
@@ -23,13 +24,16 @@ def reuse_key(**depends_on: Any) -> str:
     return hashlib.sha256(json.dumps(depends_on, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def trial_key(family: Family, section: ModelParams, data_files: list[Path]) -> str:
+def trial_key(family: Family, section: ModelParams, data_files: list[Path],
+              selection: SelectionParams | None = None) -> str:
     """Everything a trial's result depends on besides its hyperparameters: the data, the family's
     settings with defaults filled in (writing a default out changes nothing), the tuning budget, the
     code the trial runs (its family and what that imports, and the trial runner) and what training
-    resolves at run time (device, precision: `mixed_precision: auto` differs on a GPU)."""
+    resolves at run time (device, precision: `mixed_precision: auto` differs on a GPU); and the selection
+    rule, which picks the trial's best epoch and resolves its `auto` class weights."""
     code = codedeps.closure(families.family_module(section.family)) + [TRIAL_CODE]
     tune = section.tune
     return reuse_key(data=[sha256_of(path) for path in data_files], family=section.family,
                      model=family.config.model_dump(), epochs=tune.epochs, max_train=tune.max_train, seed=tune.seed,
-                     code=codedeps.digest(code), runtime=family.runtime())
+                     code=codedeps.digest(code), runtime=family.runtime(),
+                     selection=(selection or SelectionParams()).model_dump())

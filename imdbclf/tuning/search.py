@@ -172,7 +172,8 @@ def best_choice(key: str, results: list[TrialResult]) -> dict[str, Any]:
     validation scores; nothing that changes from run to run (times, workers, run ids, reuse) — so a tune
     that only reuses its trials leaves it byte for byte the same, and DVC reruns no retrain."""
     best = best_of([r for r in results if r.state == "COMPLETE"] or results)
-    return {"config": best.config, "trial_key": key, "val_accuracy": best.val_accuracy, "val_loss": best.val_loss}
+    return {"config": best.config, "trial_key": key, "metric": best.metric, "val_score": best.score,
+            "val_accuracy": best.val_accuracy, "val_loss": best.val_loss}
 
 
 def summary(strategy: str, results: list[TrialResult]) -> dict[str, Any]:
@@ -181,5 +182,5 @@ def summary(strategy: str, results: list[TrialResult]) -> dict[str, Any]:
     epochs = sum(r.epochs for r in results if not r.reused)
     return {"strategy": strategy, "trials": trials, "epochs_trained": epochs,
             "pruned": sum(r.state == "PRUNED" for r in results),
-            "best": {"config": best.config, "val_accuracy": best.val_accuracy, "val_loss": best.val_loss,
-                     "trial": best.number}}
+            "best": {"config": best.config, "metric": best.metric, "val_score": best.score,
+                     "val_accuracy": best.val_accuracy, "val_loss": best.val_loss, "trial": best.number}}

@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from imdbclf import crashpoints, families, outputs, tracking
+from imdbclf import crashpoints, families, outputs, selection, tracking
 from imdbclf.data import load_split
 from imdbclf.families import Family, FitOptions
 from imdbclf.params import Params
@@ -32,11 +32,14 @@ class TrialRunner:
         self.p, self.model, self.storage = p, model, storage
         self.section = p.model(model)
         tune = self.section.tune
-        self.train = load_split("train").subsample(tune.max_train, tune.seed, f"{model}.tune.max_train")
+        full = load_split("train")
+        self.train = full.subsample(tune.max_train, tune.seed, f"{model}.tune.max_train")
         self.val = load_split("val")
+        self.metric = selection.metric(p.selection, selection.class_counts(full.labels, len(full.classes)))
         self.datasets = tracking.split_datasets(self.train, self.val)  # each trial's run logs them as inputs
         self.family: Family = families.create(model, self.section)
-        self.key = trial_key(self.family, self.section, [outputs.prepared("train"), outputs.prepared("val")])
+        self.key = trial_key(self.family, self.section, [outputs.prepared("train"), outputs.prepared("val")],
+                             p.selection)
         self.identity = worker_identity(self.family.runtime().get("device", "cpu"))
         self.settings = p.tuning
         self.queue = Worker(self.key, self.identity, self._train)
@@ -55,13 +58,16 @@ class TrialRunner:
 
     def _train(self, trial: optuna.Trial, config: dict[str, Any]) -> float:
         hp = families.hyperparameters(self.model, self.section, config)
+        counts = selection.class_counts(self.train.labels, len(self.train.classes))
+        weights = selection.class_weights(hp.class_weight, counts, self.p.selection)
         history: dict[str, list[float]] = {}  # so far: what a pruned trial reached
+        score = selection.val_key(self.metric)
 
         def on_epoch_end(epoch: int, values: dict) -> None:
             tracking.log_metrics_at_step(epoch, values)
-            for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            for name in dict.fromkeys(("loss", "accuracy", "val_loss", "val_accuracy", score)):
                 history.setdefault(name, []).append(float(values[name]))
-            trial.report(float(values["val_accuracy"]), epoch)
+            trial.report(float(values[score]), epoch)
             crashpoints.reached(f"tune@{self.model}.trial{trial.number}.epoch{epoch}")
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
@@ -77,22 +83,24 @@ class TrialRunner:
             started = time.perf_counter()
             try:
                 history = self.family.fit(self.train, self.val, hp, FitOptions(
-                    epochs=self.section.tune.epochs, seed=self.section.tune.seed, on_epoch_end=on_epoch_end))
+                    epochs=self.section.tune.epochs, seed=self.section.tune.seed, on_epoch_end=on_epoch_end,
+                    metric=self.metric, class_weight=weights))
             except optuna.TrialPruned as err:
                 pruned = err
             seconds = time.perf_counter() - started
             crashpoints.reached(f"tune@{self.model}.trial{trial.number}")
-            accuracy = record(trial, history, seconds)
-            best = families.best_epoch(history)
-            tracking.log_metrics({"best_val_accuracy": accuracy, "best_val_loss": history["val_loss"][best],
-                                  "best_epoch": best + 1, "seconds": seconds})
+            value = record(trial, history, seconds, self.metric)
+            best = families.best_epoch(history, self.metric)
+            tracking.log_metrics({"best_val_accuracy": history["val_accuracy"][best], f"best_{score}": value,
+                                  "best_val_loss": history["val_loss"][best], "best_epoch": best + 1,
+                                  "seconds": seconds})
             if pruned:
                 tracking.set_tag("optuna.state", "PRUNED")
                 tracking.log_metrics({"pruned_at_epoch": len(history["val_accuracy"])})
                 print(f"tune@{self.model}: trial {trial.number} {pruned}")
         if pruned:
             raise pruned
-        return accuracy
+        return value
 
 
 def reconcile(runner: TrialRunner, study: optuna.Study) -> None:

@@ -25,7 +25,14 @@ from imdbclf import codedeps
 from imdbclf.data import Split
 from imdbclf.errors import UserError
 from imdbclf.families.base import Family, FitOptions, StepTiming, best_epoch, binary_matrix
-from imdbclf.families.keras.callbacks import CHECKPOINT, BestEpochStopping, EpochCallback, EpochProgress, TrainingRecord
+from imdbclf.families.keras.callbacks import (
+    CHECKPOINT,
+    BestEpochStopping,
+    EpochCallback,
+    EpochProgress,
+    TrainingRecord,
+    ValidationScores,
+)
 from imdbclf.families.keras.optimizers import make_optimizer
 from imdbclf.progress import Progress
 from imdbclf.settings.keras import KerasConfig, KerasHyperparameters
@@ -133,7 +140,7 @@ class KerasFamily(Family):
         shown = Progress(len(starts), progress) if progress and len(starts) > 1 else None
         outputs = []
         for i in starts:
-            outputs.append(self.encoder(tf.constant(list(texts[i : i + batch_size]))))
+            outputs.append(self.encoder(tf.constant(self.prepared(texts[i : i + batch_size]))))
             if shown:
                 shown.update()
         if shown:
@@ -178,7 +185,7 @@ class KerasFamily(Family):
         policy = precision_policy(self.config.mixed_precision)
         keras.mixed_precision.set_global_policy(policy)
         if self.encoder is None:  # a learned vocabulary is a function of the training texts: same on resume
-            self.encoder = self.make_encoder(train.texts)
+            self.encoder = self.make_encoder(np.array(self.prepared(train.texts), dtype=object))
         train_ds = self.dataset(train, hp.batch_size, options.seed, progress=options.verbose > 0)
         val_ds = self.dataset(val, hp.batch_size, None, progress=options.verbose > 0)
         steps_per_epoch = int(np.ceil(len(train) / hp.batch_size))
@@ -191,24 +198,28 @@ class KerasFamily(Family):
                 loss=loss, metrics=[accuracy], jit_compile=self.config.jit_compile,
             )
         callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+        if options.metric != "accuracy":  # first: every later callback sees val_<metric> in the epoch's logs
+            callbacks.append(ValidationScores(val_ds, val.labels, options.metric, self.logits == 1))
         if options.verbose:
             callbacks.append(EpochProgress(steps_per_epoch))
         if options.on_epoch_end:
             callbacks.append(EpochCallback(options.on_epoch_end, len(train)))
         record = None
         if options.checkpoint_dir:
-            record = TrainingRecord(options.checkpoint_dir, self.fit_inputs(train, val, hp, options, policy))
+            record = TrainingRecord(options.checkpoint_dir, self.fit_inputs(train, val, hp, options, policy),
+                                    options.metric)
             callbacks += [record, record.backup()]
         if options.patience is not None:
-            callbacks.append(BestEpochStopping(options.patience, record.history if record else None))
+            callbacks.append(BestEpochStopping(options.patience, record.history if record else None, options.metric))
         fitted = self.core.fit(
-            train_ds, validation_data=val_ds, epochs=options.epochs, callbacks=callbacks, verbose=0
+            train_ds, validation_data=val_ds, epochs=options.epochs, callbacks=callbacks, verbose=0,
+            class_weight=options.class_weight,
         )
         trained = {k: [float(v) for v in vs] for k, vs in fitted.history.items() if k != "lr"}
         history = record.history if record else trained
         self.resumed_from_epoch = len(history["loss"]) - len(trained.get("loss", []))
         if record:  # the weights of the epoch that the reported metrics describe
-            weights = options.checkpoint_dir / CHECKPOINT.format(epoch=best_epoch(history) + 1)
+            weights = options.checkpoint_dir / CHECKPOINT.format(epoch=best_epoch(history, options.metric) + 1)
             if not weights.exists():
                 raise UserError(f"{weights}: the best epoch's weights are missing; delete "
                                 f"{options.checkpoint_dir} to train this model from the start")
@@ -226,7 +237,7 @@ class KerasFamily(Family):
         kept_classes, self.classes = self.classes, train.classes
         try:
             rows = min(len(train), (steps + 1) * hp.batch_size)
-            texts = train.texts[:rows]
+            texts = np.array(self.prepared(train.texts[:rows]), dtype=object)
             features = self.make_encoder(texts)(tf.constant(list(texts)))
             labels = self._targets(train.labels[:rows])
             ds = tf.data.Dataset.from_tensor_slices((features, labels)).repeat().batch(hp.batch_size)
@@ -249,7 +260,8 @@ class KerasFamily(Family):
         code = codedeps.digest(codedeps.closure(type(self).__module__))
         return {"family": self.name, "code": code, "config": self.config.model_dump(mode="json"),
                 "hyperparameters": hp.model_dump(mode="json"), "epochs": options.epochs, "seed": options.seed,
-                "patience": options.patience, "precision": precision,
+                "patience": options.patience, "precision": precision, "metric": options.metric,
+                "class_weight": {str(c): w for c, w in (options.class_weight or {}).items()},
                 "train": _split_fingerprint(train), "val": _split_fingerprint(val)}
 
     def _inference_model(self) -> keras.Model:
@@ -260,7 +272,7 @@ class KerasFamily(Family):
         return keras.Model(texts, prob)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        texts = tf.constant([str(t) for t in texts])
+        texts = tf.constant(self.prepared(texts))
         probs = np.asarray(self.model.predict(texts, batch_size=batch_size, verbose=0), dtype=np.float64)
         return binary_matrix(probs) if probs.ndim == 1 or probs.shape[1] == 1 else probs
 

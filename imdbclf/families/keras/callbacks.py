@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from imdbclf import atomic, progress
+from imdbclf import atomic, progress, selection
 from imdbclf.families.base import EpochLogger, best_epoch
 
 
@@ -35,6 +36,27 @@ class EpochCallback(keras.callbacks.Callback):
         values["examples_per_second"] = self.examples / max(seconds, 1e-9)
         values["epoch_seconds"] = float(seconds)
         self.log(epoch + 1, values)
+
+
+class ValidationScores(keras.callbacks.Callback):
+    """Adds the selection metric on validation (`val_macro_f1`, ...) to each epoch's logs, which Keras
+    computes only for accuracy and loss: one more pass over the validation features, only when the
+    selection metric is not accuracy. Place it first: the callbacks after it read the logs it extends."""
+
+    def __init__(self, val_ds: tf.data.Dataset, labels, metric: str, sigmoid: bool):
+        super().__init__()
+        self.val_ds, self.labels, self.metric, self.sigmoid = val_ds, labels, metric, sigmoid
+
+    def on_epoch_end(self, epoch, logs=None):
+        logits = np.asarray(self.model.predict(self.val_ds.map(lambda x, y: x), verbose=0), dtype=np.float64)
+        if self.sigmoid:
+            proba = 1.0 / (1.0 + np.exp(-logits.reshape(-1)))
+            proba = np.column_stack([1.0 - proba, proba])
+        else:
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            proba = shifted / shifted.sum(axis=1, keepdims=True)
+        if logs is not None:
+            logs.update(selection.epoch_scores(self.labels, proba, [self.metric]))
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -68,15 +90,15 @@ class BestEpochStopping(keras.callbacks.Callback):
     (strict improvement in one metric), so that the epoch it keeps is the epoch the metrics describe.
     A resumed fit passes the epochs trained before the interruption, which count as if trained now."""
 
-    def __init__(self, patience: int, earlier: dict[str, list[float]] | None = None):
+    def __init__(self, patience: int, earlier: dict[str, list[float]] | None = None, metric: str = "accuracy"):
         super().__init__()
-        self.patience = patience
-        self.history = {key: list((earlier or {}).get(key, [])) for key in ("val_accuracy", "val_loss")}
+        self.patience, self.metric = patience, metric
+        self.history = {key: list((earlier or {}).get(key, [])) for key in {f"val_{metric}", "val_loss"}}
 
     def on_epoch_end(self, epoch, logs=None):
         for key in self.history:  # by epoch number: a resumed fit may redo an epoch it had recorded
             self.history[key][epoch:] = [float((logs or {})[key])]
-        best = best_epoch(self.history)
+        best = best_epoch(self.history, self.metric)
         if epoch > best and epoch - best >= self.patience:
             self.model.stop_training = True
 
@@ -98,9 +120,9 @@ class TrainingRecord(keras.callbacks.Callback):
     Place it before the BackupAndRestore in the callback list: an epoch is recorded only once its weights
     file (when it is the best) exists, and the backup never runs ahead of the record."""
 
-    def __init__(self, directory: Path, inputs: dict[str, Any]):
+    def __init__(self, directory: Path, inputs: dict[str, Any], metric: str = "accuracy"):
         super().__init__()
-        self.directory, self.inputs = directory, inputs
+        self.directory, self.inputs, self.metric = directory, inputs, metric
         self.file = directory / RECORD
         try:
             recorded = json.loads(self.file.read_text())
@@ -129,7 +151,7 @@ class TrainingRecord(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             if key != "lr":
                 self.history.setdefault(key, []).append(float(value))
-        best = self.directory / CHECKPOINT.format(epoch=best_epoch(self.history) + 1)
+        best = self.directory / CHECKPOINT.format(epoch=best_epoch(self.history, self.metric) + 1)
         if best.name == CHECKPOINT.format(epoch=epoch + 1):  # this epoch is the best so far
             tmp = self.directory / f".{best.name}"  # a kill mid-write leaves no half file under the name
             self.model.save_weights(str(tmp))  # the .weights.h5 suffix picks the format that load_weights reads
@@ -143,9 +165,9 @@ class TrainingRecord(keras.callbacks.Callback):
         """Keep one epoch's weights: the best of the recorded history. Not done at the end of the epoch
         that becomes best: until its backup is written, a kill would resume before it, and the former
         best's file is the one the history points to."""
-        if not self.history.get("val_accuracy"):
+        if not self.history.get(f"val_{self.metric}"):
             return
-        best = CHECKPOINT.format(epoch=best_epoch(self.history) + 1)
+        best = CHECKPOINT.format(epoch=best_epoch(self.history, self.metric) + 1)
         for stale in self.directory.glob("epoch-*.weights.h5"):
             if stale.name != best:
                 stale.unlink(missing_ok=True)

@@ -98,9 +98,10 @@ class HubEncoder(KerasFamily):
                           head_tokens=head)
 
     def feature_cache_key(self) -> str | None:
-        if self.config.truncate == "head":  # the key of the caches that exist (written before head_tail)
-            return f"{self.config.preprocessor}|{self.config.seq_len}"
-        return f"{self.config.preprocessor}|{self.config.seq_len}|head_tail={self.config.head_tokens}"
+        key = f"{self.config.preprocessor}|{self.config.seq_len}"
+        if self.config.truncate != "head":
+            key += f"|head_tail={self.config.head_tokens}"
+        return key + ("|normalized" if self.config.normalize_text else "")
 
     def build_core(self, feature_spec) -> keras.Model:
         inputs = {name: keras.Input(shape=(None,), dtype=spec.dtype, name=name) for name, spec in feature_spec.items()}
