@@ -166,7 +166,7 @@ TINY_ARCHIVE_SHA256 = {
     "data/prepared/train.parquet": "011da24b16fa699a754034f5e409d49dd0e5f59ae1e7db3cb7e6be24b3f6e604",
     "data/prepared/val.parquet": "43d857526e5042daf62cf95809566f8bbdb7d97378eaac1cda9b8f373a4dc321",
     "data/prepared/test.parquet": "4c77b9a044ea4a59c7b1274bdbfe4e2af6ccb618753b9ef7f6ec4a415ba89d0a",
-    "metrics/eval/tfidf_logreg/predictions.parquet": "3c1577d56924fa36638023739a4f9a8a61c002a283d93ab2d6889c9a4961e79c",
+    "metrics/eval/tfidf_logreg/predictions.parquet": "29e86ea527ac1e600223430c4b78cf509e2f69d52bef5ed60dfa3a99f54e9ba9",
     "metrics/eval/tfidf_logreg/val_predictions.parquet":
-        "ac43a4881e619c5500d8dd9e599a371aaa9ec778a076f04fedf96b501516c24d",
+        "2e2cbf39c6fd00fe85397ab7eaa300eac8e5b9c2309e43cbc2eb27d746676dd3",
 }
