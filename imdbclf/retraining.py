@@ -29,7 +29,7 @@ def train_seed(model: str, section: ModelParams, hp: Strict, seed: int, train: S
     checkpoints = outputs.checkpoints(model, seed)
     checkpoints.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    counts = selection.class_counts(train.labels, len(train.classes))
+    counts = train.class_counts()
     metric = selection.metric(rule, counts)
     history = family.fit(train, val, hp, FitOptions(
         epochs=section.retrain.epochs, seed=seed, patience=section.retrain.patience, checkpoint_dir=checkpoints,

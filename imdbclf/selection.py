@@ -14,13 +14,8 @@ from sklearn import metrics as skm
 from imdbclf.settings.selection import SelectionParams
 
 METRICS = ("accuracy", "macro_f1", "balanced_accuracy", "roc_auc")
-CLASS_WEIGHTS = ("auto", "balanced", "none")
 NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1", "balanced_accuracy": "balanced accuracy",
          "roc_auc": "ROC-AUC"}
-
-
-def class_counts(labels: np.ndarray, k: int) -> np.ndarray:
-    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=k)
 
 
 def imbalance(counts: np.ndarray) -> float:

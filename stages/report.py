@@ -22,8 +22,9 @@ def main() -> str:
     r, prefix = p.report, p.tracking.registered_model_prefix
     with tracking.stage_run(p, "report", {"report": r.model_dump(), "models": p.models}):
         test, val = atomic.read_parquet(outputs.prepared("test")), atomic.read_parquet(outputs.prepared("val"))
-        result = compare.compare([compare.ModelOutputs.read(model) for model in p.models], test, val, r,
-                                 data.read_train_counts(), p.selection)
+        counts = data.read_train_counts()
+        result = compare.compare([compare.ModelOutputs.read(model) for model in p.models], test, val, r, counts,
+                                 p.selection)
         shown = {title: f"figures/{name}.png" for name, title in figures.TITLES.items()}
         text = markdown.markdown(result.rows, result.pairs, r.confidence, result.examples, result.worst,
                                  result.champion, shown, p.tracking.experiment, result.grouped_by,
@@ -52,7 +53,7 @@ def main() -> str:
             tracking.log_artifact(figure, "figures")
         print("\n".join(result.lines()))
         for row in result.not_beating():
-            print(baselines.warning(row["model"], row["vs_majority"], row["classes"], data.read_train_counts()))
+            print(baselines.warning(row["model"], row["vs_majority"], row["classes"], counts))
         if workspace.in_queued_experiment():
             print(f"report: queued experiment: champion not moved (python -m imdbclf promote {champion} "
                   f"--experiment {os.environ.get('DVC_EXP_NAME', '<name>')})")

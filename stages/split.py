@@ -29,7 +29,7 @@ def main() -> str:
             "test": data.stratified_sample(test, s.max_test, s.seed, "split.max_test"),
         }
         meta = {"classes": list(classes), "group": data.group_column(splits["train"]),
-                "train_counts": data.class_counts(splits["train"]["label"], len(classes))}
+                "train_counts": data.class_counts(splits["train"]["label"], len(classes)).tolist()}
         for name, frame in splits.items():
             atomic.write_parquet(frame, outputs.prepared(name))
         atomic.write_json(outputs.PREPARED / data.META, meta)

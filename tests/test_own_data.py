@@ -90,7 +90,7 @@ def test_balanced_class_weights_raise_the_rare_class_recall(params_dict, family)
     test = imbalanced_tickets({"billing": 240, "bug": 20, "praise": 90}, seed=1, cue=0.8)
     train, val = as_split(frame, "train"), as_split(test, "val")
     section = params.parse(params_dict).model(family)
-    counts = selection.class_counts(train.labels, 3)
+    counts = train.class_counts()
     recall = {}
     for setting in ("none", "balanced"):
         model = families.create(family, section)

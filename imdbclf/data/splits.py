@@ -98,6 +98,9 @@ class Split:
         return cls(name, frame["text"].to_numpy(dtype=object), frame["label"].to_numpy(dtype=np.int64),
                    frame["id"].to_numpy(dtype=object), groups, tuple(classes), column or "group")
 
+    def class_counts(self) -> np.ndarray:
+        return class_counts(self.labels, len(self.classes))
+
     def subsample(self, n: int | None, seed: int, key: str = "sample size") -> Split:
         keep = stratified_indices(self.labels, n, seed, key)
         ids = None if self.ids is None else self.ids[keep]
@@ -163,8 +166,9 @@ def read_classes() -> tuple[str, ...]:
     return tuple(json.loads(path.read_text())["classes"]) if path.exists() else BINARY
 
 
-def class_counts(labels, k: int) -> list[int]:
-    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=k).tolist()
+def class_counts(labels, k: int) -> np.ndarray:
+    """Texts per class index, zeros for a class without texts."""
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=k)
 
 
 def read_train_counts() -> np.ndarray:

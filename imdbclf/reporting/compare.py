@@ -156,8 +156,7 @@ def guess_rows(test: pd.DataFrame, train_counts: np.ndarray, classes: list[str],
 
 
 def compare(models: list[ModelOutputs], test: pd.DataFrame, val: pd.DataFrame, r: ReportParams,
-            train_counts: np.ndarray | None = None, rule: SelectionParams | None = None) -> Comparison:
-    rule = rule or SelectionParams()
+            train_counts: np.ndarray, rule: SelectionParams) -> Comparison:
     column = group_column(val)  # the CIs' clusters (IMDB: movies); each text its own without groups
     groups = (val[column] if column else val["id"]).to_numpy()
     test_correct = {m.model: correctness(m.test_predictions) for m in models}
@@ -172,7 +171,7 @@ def compare(models: list[ModelOutputs], test: pd.DataFrame, val: pd.DataFrame, r
                                        for m in models}}
                 for i, e in enumerate(models[0].examples)]  # per model: label, its probability, probabilities
     classes = rows[0]["classes"] or ["negative", "positive"]
-    counts = np.asarray(train_counts if train_counts is not None else np.bincount(val["label"], minlength=len(classes)))
+    counts = np.asarray(train_counts)
     metric = rows[0]["metric"]
     val_predicted = {m.model: predicted(m.val_predictions)[0] for m in models}
     champion = champion_with_lead(rows, val_correct, groups, r, metric, val_predicted, val["label"].to_numpy(),

@@ -35,7 +35,7 @@ class TrialRunner:
         full = load_split("train")
         self.train = full.subsample(tune.max_train, tune.seed, f"{model}.tune.max_train")
         self.val = load_split("val")
-        self.metric = selection.metric(p.selection, selection.class_counts(full.labels, len(full.classes)))
+        self.metric = selection.metric(p.selection, full.class_counts())  # as retrain, evaluate and report
         self.datasets = tracking.split_datasets(self.train, self.val)  # each trial's run logs them as inputs
         self.family: Family = families.create(model, self.section)
         self.key = trial_key(self.family, self.section, [outputs.prepared("train"), outputs.prepared("val")],
@@ -58,8 +58,7 @@ class TrialRunner:
 
     def _train(self, trial: optuna.Trial, config: dict[str, Any]) -> float:
         hp = families.hyperparameters(self.model, self.section, config)
-        counts = selection.class_counts(self.train.labels, len(self.train.classes))
-        weights = selection.class_weights(hp.class_weight, counts, self.p.selection)
+        weights = selection.class_weights(hp.class_weight, self.train.class_counts(), self.p.selection)
         history: dict[str, list[float]] = {}  # so far: what a pruned trial reached
         score = selection.val_key(self.metric)
 

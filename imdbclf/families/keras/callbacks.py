@@ -16,7 +16,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from imdbclf import atomic, progress, selection
-from imdbclf.families.base import EpochLogger, best_epoch
+from imdbclf.families.base import EpochLogger, best_epoch, binary_matrix
 
 
 class EpochCallback(keras.callbacks.Callback):
@@ -50,8 +50,7 @@ class ValidationScores(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logits = np.asarray(self.model.predict(self.val_ds.map(lambda x, y: x), verbose=0), dtype=np.float64)
         if self.sigmoid:
-            proba = 1.0 / (1.0 + np.exp(-logits.reshape(-1)))
-            proba = np.column_stack([1.0 - proba, proba])
+            proba = binary_matrix(1.0 / (1.0 + np.exp(-logits.reshape(-1))))
         else:
             shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
             proba = shifted / shifted.sum(axis=1, keepdims=True)
