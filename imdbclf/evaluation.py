@@ -61,7 +61,7 @@ def predict(family: Family, texts: Sequence[str], batch_size: int, desc: str | N
         return family.predict_proba(texts, batch_size)
     chunk = batch_size * int(np.ceil(np.ceil(len(texts) / batch_size) / 10))
     parts = []
-    with Progress(len(texts), desc, "review") as progress:
+    with Progress(len(texts), desc, "text") as progress:
         for start in range(0, len(texts), chunk):
             parts.append(np.asarray(family.predict_proba(texts[start : start + chunk], batch_size)))
             progress.update(len(parts[-1]))

@@ -48,7 +48,17 @@ class DataParams(Section):
     max_download_s: float = Field(3600, gt=0)
     max_unpacked_mb: float = Field(2048, gt=0)  # the archive's members together, unpacked
     max_file_mb: float = Field(16, gt=0)  # one member (a review, a movie list)
-    max_review_chars: int = Field(100_000, gt=0)
+    max_text_chars: int = Field(100_000, gt=0)
+
+    ACLIMDB_ONLY: ClassVar[tuple[str, ...]] = ("label",)
+    TABLE_ONLY: ClassVar[tuple[str, ...]] = ("test_source", "table_format", "text_column", "label_column",
+                                             "group_column", "id_column")
+
+    def of_its_format(self) -> dict[str, Any]:
+        """The settings that apply to this source's format: what a run logs (a table's run has no
+        `label: sentiment`, IMDB's no text column)."""
+        other = self.TABLE_ONLY if self.format == "aclimdb" else self.ACLIMDB_ONLY
+        return {k: v for k, v in self.model_dump().items() if k not in other}
 
     @field_validator("source")
     @classmethod
@@ -69,10 +79,9 @@ class DataParams(Section):
 
 class SplitParams(Section):
     val_fraction: float = Field(0.2, gt=0, lt=1)
-    # movie: no movie has reviews in both train and validation (as the official test set is built);
-    # none: reviews are split one by one.
-    # (movie and group mean the same: the source's groups, the movie for IMDB, data.group_column for a table)
-    group_by: Literal["movie", "group", "none"] = "movie"
+    # group: no group has texts in both train and validation (IMDB's groups are movies, as the official
+    # test set is built; a table's data.group_column); none: texts are split one by one; movie: as group
+    group_by: Literal["movie", "group", "none"] = "group"
     # a table without data.test_source: the fraction of it held out as the test set (stratified, grouped)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     seed: Seed = 42

@@ -35,16 +35,21 @@ SCORING_PACKAGES = ("mlflow", "numpy", "pandas", "pydantic", "scikit-learn", "tq
 # MLflow's hint about integer columns (the signature's `label`) does not apply: it is a class, not a number.
 NOT_FOR_US = r"(?s).*integer column"
 
-# What the MLflow UI shows under "how to call": one review per row of a `text` column.
-INPUT_EXAMPLE = pd.DataFrame({"text": ["A wonderful film.", "Two hours I will never get back."]})
-# `text` is required: `as_texts` rejects a request without it. It is declared optional only so that
-# MLflow's own check lets such a request through to `as_texts`: MLflow answers a missing column with
-# a message of several lines that echoes the whole request.
-SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", "text", required=False)]),
-    outputs=Schema([ColSpec("double", "probability"), ColSpec("string", "label"),
-                    ColSpec("string", "sentiment", required=False), ColSpec(Map(DataType.double), "probabilities")]),
-)
+# What the MLflow UI shows under "how to call": one text per row of a `text` column (words of no domain:
+# the model may classify support tickets as well as reviews).
+INPUT_EXAMPLE = pd.DataFrame({"text": ["The first text to classify.", "Another one."]})
+
+
+def signature(classes: Sequence[str]) -> ModelSignature:
+    """A `text` column in; `probability`, `label` and `probabilities` out, and `sentiment` only for a
+    sentiment model (IMDB's negative/positive). `text` is required: `as_texts` rejects a request without
+    it. It is declared optional only so that MLflow's own check lets such a request through to
+    `as_texts`: MLflow answers a missing column with a message of several lines that echoes the request."""
+    out = [ColSpec("double", "probability"), ColSpec("string", "label")]
+    if tuple(classes) == BINARY:
+        out.append(ColSpec("string", "sentiment", required=False))
+    return ModelSignature(inputs=Schema([ColSpec("string", "text", required=False)]),
+                          outputs=Schema([*out, ColSpec(Map(DataType.double), "probabilities")]))
 
 
 class InvalidInput(MlflowException):
@@ -84,8 +89,8 @@ def as_texts(model_input: pd.DataFrame | pd.Series | np.ndarray | Sequence[str] 
     if isinstance(model_input, pd.DataFrame):
         if "text" not in model_input.columns:  # also an empty request: MLflow turns [] into no columns
             got = f" (columns: {', '.join(map(str, model_input.columns))})" if len(model_input.columns) else ""
-            raise InvalidInput(f"no 'text' column in the input{got}: send one review per row, "
-                               "e.g. {\"dataframe_records\": [{\"text\": \"A wonderful film.\"}]}")
+            raise InvalidInput(f"no 'text' column in the input{got}: send one text per row, "
+                               "e.g. {\"dataframe_records\": [{\"text\": \"The first text to classify.\"}]}")
         values = model_input["text"].tolist()
     elif isinstance(model_input, str):
         values = [model_input]
@@ -94,10 +99,10 @@ def as_texts(model_input: pd.DataFrame | pd.Series | np.ndarray | Sequence[str] 
     else:
         values = list(model_input)
     if not values:
-        raise InvalidInput("no reviews in the input: send at least one row with a 'text' value")
+        raise InvalidInput("no texts in the input: send at least one row with a 'text' value")
     for row, value in enumerate(values):
         if problem := _problem(value):
-            raise InvalidInput(f"text[{row}] {problem}: each review must be a non-empty string")
+            raise InvalidInput(f"text[{row}] {problem}: each text must be a non-empty string")
     return values
 
 
@@ -181,7 +186,8 @@ def log_model(model_dir: Path, registered_name: str | None, requirements: Path =
     package's files it imports as code, the pinned packages it imports as pip requirements."""
     from imdbclf import families
 
-    family = families.saved_family(model_dir)
+    meta = families.saved_meta(model_dir)
+    family = meta["family"]
     with tempfile.TemporaryDirectory(prefix="imdbclf-code-") as tmp:
         for file in code_files(family):  # a copy of the package with just these files, as it is laid out
             (Path(tmp) / file).parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +201,6 @@ def log_model(model_dir: Path, registered_name: str | None, requirements: Path =
                 code_paths=[str(Path(tmp) / PACKAGE_DIR.name)],
                 registered_model_name=registered_name,
                 pip_requirements=pip_requirements(family, requirements),
-                signature=SIGNATURE,
+                signature=signature(meta.get("classes", BINARY)),
                 input_example=INPUT_EXAMPLE,
             )

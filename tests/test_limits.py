@@ -23,7 +23,7 @@ from imdbclf.ops import failpoints
 from tests.helpers import REPO
 from tests.tiny_imdb import write_archive
 
-LIMITS = data.Limits(download_mb=1, download_s=2, unpacked_mb=4, file_mb=1, review_chars=2000)
+LIMITS = data.Limits(download_mb=1, download_s=2, unpacked_mb=4, file_mb=1, text_chars=2000)
 
 
 def one_line(err: pytest.ExceptionInfo) -> str:
@@ -130,7 +130,7 @@ def test_a_review_past_the_length_limit_is_refused(tmp_path, kind):
             tar.extractall(source, filter="data")
     with pytest.raises(UserError) as err:
         data.fetch(str(source), tmp_path / "raw", limits=LIMITS)
-    assert "train/neg/99_1.txt: a review of 2,800 characters, more than data.max_review_chars (2,000)" in one_line(err)
+    assert "train/neg/99_1.txt: a review of 2,800 characters, more than data.max_text_chars (2,000)" in one_line(err)
     assert nothing_left(tmp_path / "raw")
 
 

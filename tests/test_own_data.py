@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 
 import numpy as np
@@ -181,6 +182,22 @@ def test_an_imbalanced_table_end_to_end_baselines_macro_f1_champion_and_k_class_
     answer = json.loads(run([sys.executable, "-m", "imdbclf", "predict", "--json", "--model",
                              "models/nb_logreg/seed_0", "please refund the invoice"], root).stdout)
     assert answer[0]["label"] == "billing" and set(answer[0]["probabilities"]) == set(WORDS)
+
+    imdb_words = re.compile(r"movie|film|review|sentiment|imdb(?!clf)", re.IGNORECASE)  # not the package name
+    outputs = {"report.md": report}
+    outputs |= {str(f.relative_to(root)): f.read_text() for f in (root / "metrics").rglob("*.json")
+                if "bench" not in f.parts}
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    outputs["MLflow params"] = json.dumps([run.data.params for run in runs])
+    outputs["MLflow metric names"] = json.dumps([sorted(run.data.metrics) for run in runs])
+    logged = root / "mlruns" if (root / "mlruns").exists() else root
+    outputs |= {str(f): f.read_text() for f in logged.rglob("MLmodel")}
+    outputs |= {str(f): f.read_text() for f in logged.rglob("input_example.json")}
+    outputs["predict --help"] = run([sys.executable, "-m", "imdbclf", "predict", "--help"], root).stdout
+    assert any("MLmodel" in name for name in outputs) and any("input_example" in name for name in outputs)
+    assert {name: imdb_words.findall(text) for name, text in outputs.items() if imdb_words.search(text)} == {}
 
     shown = run(["dvc", "metrics", "show", "--json"], root).stdout
     assert "metrics/scores/nb_logreg.json" in shown and "metrics/champion.json" in shown

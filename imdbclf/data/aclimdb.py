@@ -136,7 +136,7 @@ def movie_ids(raw: Path, split: str, label: str, required: bool) -> list[str] | 
     path = raw / split / f"urls_{label}.txt"
     if not path.exists():
         if required:
-            raise UserError(f"{path}: missing: it names each review's movie, which split.group_by: movie "
+            raise UserError(f"{path}: missing: it names each review's movie, which split.group_by: group "
                             "needs (the official archive has it; or set split.group_by: none)")
         return None
     urls = path.read_text(encoding="utf-8").splitlines()

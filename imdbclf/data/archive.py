@@ -21,14 +21,14 @@ class Limits:
     download_s: float | None = None
     unpacked_mb: float | None = None
     file_mb: float | None = None
-    review_chars: int | None = None
+    text_chars: int | None = None
 
     @classmethod
     def of(cls, settings) -> Limits:
         """From params.yaml's `data:` section (its max_* keys)."""
         return cls(download_mb=settings.max_download_mb, download_s=settings.max_download_s,
                    unpacked_mb=settings.max_unpacked_mb, file_mb=settings.max_file_mb,
-                   review_chars=settings.max_review_chars)
+                   text_chars=settings.max_text_chars)
 
 
 NO_LIMITS = Limits()
@@ -51,9 +51,9 @@ class Budget:
             raise UserError(f"{self.source}: more than data.max_unpacked_mb ({unpacked_mb:g}) unpacked, at {name}")
 
     def review(self, text: str, where: str) -> str:
-        if self.limits.review_chars and len(text) > self.limits.review_chars:
-            raise UserError(f"{where}: a review of {len(text):,} characters, more than data.max_review_chars "
-                            f"({self.limits.review_chars:,})")
+        if self.limits.text_chars and len(text) > self.limits.text_chars:
+            raise UserError(f"{where}: a review of {len(text):,} characters, more than data.max_text_chars "
+                            f"({self.limits.text_chars:,})")
         return text
 
 

@@ -89,10 +89,10 @@ def standard_frame(frame: pd.DataFrame, p, name: str, limits: Limits) -> pd.Data
     if (row := _first_bad(texts)) is not None:
         raise UserError(f"{name}: row {row + 1}: empty text in column '{p.text_column}'")
     texts = texts.astype(str)
-    if limits.review_chars and (too_long := texts.str.len() > limits.review_chars).any():
+    if limits.text_chars and (too_long := texts.str.len() > limits.text_chars).any():
         row = int(too_long.to_numpy().argmax())
         raise UserError(f"{name}: row {row + 1}: a text of {len(texts.iloc[row]):,} characters, more than "
-                        f"data.max_review_chars ({limits.review_chars:,})")
+                        f"data.max_text_chars ({limits.text_chars:,})")
     if groups is not None and (row := _first_bad(groups)) is not None:
         raise UserError(f"{name}: row {row + 1}: empty group in column '{p.group_column}'")
     if ids is not None:

@@ -17,9 +17,10 @@ from imdbclf.families.registry import (
            load,
            load_verified,
            saved_family,
+           saved_meta,
 )
 from imdbclf.settings import Strict, hyperparameters
 
 __all__ = ["REGISTRY", "SCORING_PACKAGES", "EpochLogger", "Family", "FitOptions", "Split", "StepTiming", "Strict",
            "best_epoch", "create", "family_class", "family_module", "hyperparameters", "load", "load_verified",
-           "predicted_labels", "saved_family"]
+           "predicted_labels", "saved_family", "saved_meta"]

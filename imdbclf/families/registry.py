@@ -52,12 +52,17 @@ def create(model_name: str, section) -> Family:
     return family
 
 
-def saved_family(path: Path) -> str:
-    """The family name of a saved model directory, read without loading the model (or TensorFlow)."""
+def saved_meta(path: Path) -> dict:
+    """What a saved model directory records of itself (family, config, class names), read without
+    loading the model (or TensorFlow)."""
     path = Path(path)
     if not (path / FAMILY_FILE).exists():
         raise UserError(f"{path}: not a saved model directory (no {FAMILY_FILE})")
-    return json.loads((path / FAMILY_FILE).read_text())["family"]
+    return json.loads((path / FAMILY_FILE).read_text())
+
+
+def saved_family(path: Path) -> str:
+    return saved_meta(path)["family"]
 
 
 def load_verified(path: Path, root: Path, trust: bool = False) -> Family:

@@ -164,9 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m imdbclf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    predict = commands.add_parser("predict", help="score reviews")
-    predict.add_argument("texts", nargs="*", help="reviews to score")
-    predict.add_argument("--file", type=Path, help="a text file with one review per line")
+    predict = commands.add_parser("predict", help="score texts with a trained model")
+    predict.add_argument("texts", nargs="*", help="texts to score")
+    predict.add_argument("--file", type=Path, help="a file with one text per line")
     predict.add_argument("--model", help="a model directory or MLflow model URI (default: the champion)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
     predict.add_argument("--trust", action="store_true", help="load a --model directory that no dvc.lock records "
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         texts += [line.strip() for line in decode_utf8(args.file.read_bytes(), str(args.file)).splitlines()
                   if line.strip()]
     if not texts:
-        raise UserError("no reviews given: pass them as arguments or with --file")
+        raise UserError("no texts given: pass them as arguments or with --file")
     from imdbclf.serving import InvalidInput, as_texts, predictions
 
     try:
