@@ -18,6 +18,7 @@ from imdbclf import settings
 from imdbclf.errors import PARAMS_FILE, UserError, format_validation_error
 from imdbclf.formats import table_suffix
 from imdbclf.settings.selection import SelectionParams
+from imdbclf.settings.sizing import SizingParams
 
 MAX_PARAMS_BYTES = 1 << 20  # params.yaml is a page of settings; a bigger file is not one
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what NumPy, TensorFlow and scikit-learn accept
@@ -148,7 +149,9 @@ class TuneParams(Section):
     pruner_args: dict[str, Any] = Field(default_factory=dict)
     # local worker processes; auto: one per GPU, or one on a CPU-only machine
     workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = "auto"
-    epochs: int = Field(1, gt=0)  # a family that fits in one pass (TF-IDF) has one epoch whatever this says
+    # auto: from the number of training texts and the batch size (`imdbclf.sizing`); a family that fits
+    # in one pass (TF-IDF) has one epoch whatever this says
+    epochs: Annotated[int, Field(gt=0)] | Literal["auto"] = 1
     # Trials may train on a stratified subsample of the training split (null: all of it).
     max_train: int | None = Field(None, gt=0)
     seed: Seed = 0
@@ -167,7 +170,7 @@ class TuneParams(Section):
 
 
 class RetrainParams(Section):
-    epochs: int = Field(1, gt=0)
+    epochs: Annotated[int, Field(gt=0)] | Literal["auto"] = 1  # auto: as tune's (`imdbclf.sizing`)
     patience: int = Field(3, ge=0)
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
 
@@ -210,6 +213,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
     selection: SelectionParams = SelectionParams()
+    sizing: SizingParams = SizingParams()
     serving: ServingParams = ServingParams()
     model_sections: dict[str, ModelParams] = Field(default_factory=dict)
 

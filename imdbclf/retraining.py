@@ -8,18 +8,19 @@ from typing import Any
 
 import pandas as pd
 
-from imdbclf import crashpoints, families, outputs, selection, tracking
+from imdbclf import crashpoints, families, outputs, selection, sizing, tracking
 from imdbclf.data import Split
 from imdbclf.families import Family, FitOptions, Strict
 from imdbclf.params import ModelParams
 from imdbclf.settings.selection import SelectionParams
+from imdbclf.settings.sizing import SizingParams
 
 
 def train_seed(model: str, section: ModelParams, hp: Strict, seed: int, train: Split, val: Split,
-               rule: SelectionParams) -> tuple[Family, dict[str, list[float]], dict[str, Any]]:
+               rule: SelectionParams, size: SizingParams) -> tuple[Family, dict[str, list[float]], dict[str, Any]]:
     """Fit, save models/<model>/seed_<seed>/ and drop its checkpoints; return the family, its per-epoch
     history and the seed's line of metrics/retrain/<model>.json. Per-epoch metrics go to the active run.
-    The best epoch and the class weights follow `rule` as in tuning (`imdbclf.selection`)."""
+    The best epoch and the class weights follow `rule`, `auto` batch size and epochs `size`, as in tuning."""
 
     def on_epoch_end(epoch: int, values: dict) -> None:
         tracking.log_metrics_at_step(epoch, values)
@@ -29,16 +30,18 @@ def train_seed(model: str, section: ModelParams, hp: Strict, seed: int, train: S
     checkpoints = outputs.checkpoints(model, seed)
     checkpoints.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    hp, epochs = sizing.sized(hp, section.retrain.epochs, len(train), size)
+    tracking.log_params(sizing.resolved(hp, epochs))
     counts = train.class_counts()
     metric = selection.metric(rule, counts)
     history = family.fit(train, val, hp, FitOptions(
-        epochs=section.retrain.epochs, seed=seed, patience=section.retrain.patience, checkpoint_dir=checkpoints,
+        epochs=epochs, seed=seed, patience=section.retrain.patience, checkpoint_dir=checkpoints,
         on_epoch_end=on_epoch_end, metric=metric,
         class_weight=selection.class_weights(hp.class_weight, counts, rule)))
     seconds = time.perf_counter() - started
     if family.resumed_from_epoch:  # an interrupted retrain with the same inputs left checkpoints
         print(f"retrain@{model}: seed {seed} resumed after epoch {family.resumed_from_epoch} "
-              f"of {section.retrain.epochs}")
+              f"of {epochs}")
         tracking.log_resumed(family.resumed_from_epoch, history)
     family.save(outputs.seed_dir(model, seed))
     outputs.discard_checkpoints(model, seed)  # saved: nothing resumes from them any more

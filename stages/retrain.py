@@ -6,7 +6,7 @@ and logs the first seed's model to MLflow as a pyfunc registered as `<prefix><mo
 
 import argparse
 
-from imdbclf import atomic, data, families, model_registry, outputs, params, retraining, tracking
+from imdbclf import atomic, data, families, model_registry, outputs, params, retraining, sizing, tracking
 from imdbclf.ops import cpu_guard
 from imdbclf.ops.stage import stage
 
@@ -19,8 +19,9 @@ def main(model: str) -> str:
     hp = families.hyperparameters(model, section, best["config"])
     train, val = data.load_split("train"), data.load_split("val")
     tracking.check_store(p)  # a store that is down or damaged is named before minutes of work
-    cpu_guard.check(p.compute, f"retrain@{model}", families.create(model, section), train, hp,
-                    len(section.retrain.seeds), section.retrain.epochs, what="seeds")
+    sized, epochs = sizing.sized(hp, section.retrain.epochs, len(train), p.sizing)
+    cpu_guard.check(p.compute, f"retrain@{model}", families.create(model, section), train, sized,
+                    len(section.retrain.seeds), epochs, what="seeds")
     logged = {"model": model, "family": section.family, "retrain": section.retrain.model_dump(),
               "model_config": section.model, "best": best["config"]}
     registered = p.tracking.registered_model_prefix + model
@@ -31,7 +32,8 @@ def main(model: str) -> str:
             with tracking.child_run(f"{model}-seed-{seed}", "seed", {"seed": str(seed)}):
                 tracking.log_datasets(datasets)
                 print(f"retrain@{model}: seed {seed} {best['config']}")
-                _, history, run = retraining.train_seed(model, section, hp, seed, train, val, p.selection)
+                _, history, run = retraining.train_seed(model, section, hp, seed, train, val, p.selection,
+                                                                p.sizing)
                 tracking.log_metrics(run)
             runs.append(run)
             if len(runs) == 1:  # the first seed's curves and model are the ones shown and registered

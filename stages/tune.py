@@ -11,7 +11,7 @@ Writes the whole search (metrics/tune/<model>.json) and, apart, the chosen confi
 
 import argparse
 
-from imdbclf import atomic, families, outputs, params, tracking, tuning
+from imdbclf import atomic, families, outputs, params, sizing, tracking, tuning
 from imdbclf.ops import cpu_guard
 from imdbclf.ops.stage import stage
 from imdbclf.tuning import run as tuning_run
@@ -27,9 +27,10 @@ def main(model: str) -> str:
     tracking.check_store(p)  # a store that is down or damaged is named before minutes of work
     runner = workers.TrialRunner(p, model, tuning.open_storage(url, p.tuning))
     # hours of training on a CPU: say so first (timed at the grid's first config, on what is left to train)
-    first = families.hyperparameters(model, section, {k: v[0] for k, v in tune.grid.items()})
+    first, epochs = sizing.sized(families.hyperparameters(model, section, {k: v[0] for k, v in tune.grid.items()}),
+                                 tune.epochs, len(runner.train), p.sizing)
     cpu_guard.check(p.compute, f"tune@{model}", runner.family, runner.train, first,
-                    lambda: tuning_run.trials_to_train(runner, url), tune.epochs)
+                    lambda: tuning_run.trials_to_train(runner, url), epochs)
     logged = {"model": model, "family": section.family, "tune": tune.model_dump(), "model_config": section.model,
               "tuning_storage": tuning.shown(url)}
     with tracking.stage_run(p, f"tune@{model}", logged) as run:

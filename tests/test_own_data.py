@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imdbclf import baselines, evaluation, families, params, selection
+from imdbclf import baselines, evaluation, families, params, selection, sizing
 from imdbclf.data import Split
+from imdbclf.errors import UserError
 from imdbclf.reporting import figures, markdown
 from imdbclf.settings.selection import SelectionParams
 from imdbclf.text import normalize
@@ -202,3 +203,27 @@ def test_an_imbalanced_table_end_to_end_baselines_macro_f1_champion_and_k_class_
     shown = run(["dvc", "metrics", "show", "--json"], root).stdout
     assert "metrics/scores/nb_logreg.json" in shown and "metrics/champion.json" in shown
     assert "metrics/tune/" not in shown and "metrics/data.json" not in shown
+
+
+def test_auto_batch_size_and_epochs_follow_the_number_of_training_texts():
+    rule = params.SizingParams()
+    assert [sizing.batch_size("auto", n, rule) for n in (481, 5_000, 20_000, 500_000)] == [16, 64, 128, 128]
+    assert sizing.epochs("auto", 481, 16, rule) == 20  # 31 steps an epoch: 600 steps in 20 epochs
+    assert sizing.epochs("auto", 20_000, 128, rule) == 4 and sizing.epochs("auto", 500_000, 128, rule) == 2
+    assert sizing.batch_size(256, 481, rule) == 256 and sizing.epochs(7, 481, 16, rule) == 7  # numbers stay
+
+
+def test_a_keras_family_with_auto_sizes_trains_with_the_resolved_batch_and_epochs(params_dict):
+    p = params.parse(params_dict)
+    section = p.model("lstm")
+    hp = families.hyperparameters("lstm", section, {"optimizer": "adam", "batch_size": "auto", "learning_rate": 0.01})
+    frame = imbalanced_tickets({"billing": 60, "bug": 20, "praise": 40}, cue=0.9)
+    train = as_split(frame, "train")
+    sized, epochs = sizing.sized(hp, "auto", len(train), p.sizing)
+    assert sized.batch_size == 16 and epochs == 30  # 120 texts: 8 steps an epoch, capped at max_epochs
+    assert sizing.sized(families.hyperparameters("tfidf_logreg", p.model("tfidf_logreg"), {}), "auto", 120,
+                        p.sizing)[1] == 1  # a one-pass family: one epoch
+    history = families.create("lstm", section).fit(train, train, sized, families.FitOptions(epochs=2, verbose=0))
+    assert len(history["val_accuracy"]) == 2
+    with pytest.raises(UserError, match="lstm.tune.grid.batch_size"):
+        families.hyperparameters("lstm", section, {"batch_size": "big"})

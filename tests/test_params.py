@@ -13,7 +13,7 @@ def test_repo_params_are_valid_and_write_out_every_setting():
     assert p.models and all(p.model(m).family for m in p.models)
     sections = {"data": params.DataParams, "split": params.SplitParams, "tracking": params.TrackingParams,
                 "tuning": params.TuningParams, "compute": params.ComputeParams, "evaluate": params.EvaluateParams,
-                "report": params.ReportParams}
+                "report": params.ReportParams, "selection": params.SelectionParams, "sizing": params.SizingParams}
     for name, section in sections.items():
         assert set(section.model_fields) <= set(raw[name]), (name, set(section.model_fields) - set(raw[name]))
     for model in p.models:

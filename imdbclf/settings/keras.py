@@ -3,7 +3,7 @@ hyperparameters (optimizer, batch size, learning rate)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -24,7 +24,8 @@ class OptimizerSettings(Strict):
 
 class KerasHyperparameters(BaseHyperparameters):
     optimizer: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
-    batch_size: int = Field(32, gt=0, le=65536)
+    # auto: from the number of training texts (`imdbclf.sizing`, params.yaml's `sizing:`)
+    batch_size: Annotated[int, Field(gt=0, le=65536)] | Literal["auto"] = 32
     learning_rate: float = Field(1e-3, gt=0)
 
 

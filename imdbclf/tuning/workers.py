@@ -13,7 +13,7 @@ from typing import Any
 
 import optuna
 
-from imdbclf import crashpoints, families, outputs, selection, tracking
+from imdbclf import crashpoints, families, outputs, selection, sizing, tracking
 from imdbclf.data import load_split
 from imdbclf.families import Family, FitOptions
 from imdbclf.params import Params
@@ -39,7 +39,7 @@ class TrialRunner:
         self.datasets = tracking.split_datasets(self.train, self.val)  # each trial's run logs them as inputs
         self.family: Family = families.create(model, self.section)
         self.key = trial_key(self.family, self.section, [outputs.prepared("train"), outputs.prepared("val")],
-                             p.selection)
+                             p.selection, p.sizing)
         self.identity = worker_identity(self.family.runtime().get("device", "cpu"))
         self.settings = p.tuning
         self.queue = Worker(self.key, self.identity, self._train)
@@ -57,7 +57,8 @@ class TrialRunner:
         return self.queue.run_one(study)
 
     def _train(self, trial: optuna.Trial, config: dict[str, Any]) -> float:
-        hp = families.hyperparameters(self.model, self.section, config)
+        hp, epochs = sizing.sized(families.hyperparameters(self.model, self.section, config), self.section.tune.epochs,
+                                  len(self.train), self.p.sizing)
         weights = selection.class_weights(hp.class_weight, self.train.class_counts(), self.p.selection)
         history: dict[str, list[float]] = {}  # so far: what a pruned trial reached
         score = selection.val_key(self.metric)
@@ -76,13 +77,13 @@ class TrialRunner:
         pruned = None
         with tracking.trial_run(f"{self.model}-trial-{trial.number}", parent, tags) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
-            tracking.log_params(config)
+            tracking.log_params({**config, **sizing.resolved(hp, epochs)})
             tracking.log_datasets(self.datasets)
             print(f"tune@{self.model}: trial {trial.number} {config} on {self.worker}")
             started = time.perf_counter()
             try:
                 history = self.family.fit(self.train, self.val, hp, FitOptions(
-                    epochs=self.section.tune.epochs, seed=self.section.tune.seed, on_epoch_end=on_epoch_end,
+                    epochs=epochs, seed=self.section.tune.seed, on_epoch_end=on_epoch_end,
                     metric=self.metric, class_weight=weights))
             except optuna.TrialPruned as err:
                 pruned = err
