@@ -108,9 +108,9 @@ CPU_OVERRIDES = \
 	  -S lstm.retrain.patience=1
 
 # K classes on real data: the star rating in each review's file name (1-4 and 7-10: 8 classes) as the
-# label, TF-IDF and the Bi-LSTM with make cpu's settings, in a registry and MLflow experiment of their own.
+# label, make cpu's three models with its settings, in a registry and MLflow experiment of their own.
 stars: setup
-	dvc exp run -S 'models=[tfidf_logreg,lstm]' -S data.label=rating -S tracking.experiment=imdb-stars \
+	dvc exp run -S 'models=[nb_logreg,tfidf_logreg,lstm]' -S data.label=rating -S tracking.experiment=imdb-stars \
 	  -S tracking.registered_model_prefix=imdb-stars- $(CPU_OVERRIDES) $(EXTRA)
 
 # make cpu's three models and a pretrained encoder fine-tuned on the full training split, on a 2-core CPU
