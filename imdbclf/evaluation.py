@@ -28,7 +28,8 @@ def classification_metrics(labels: np.ndarray, proba: np.ndarray, classes: Seque
         roc_auc = skm.roc_auc_score(labels, proba[:, 1]) if present else float("nan")
         curve_auc = roc_auc  # the area under the curve `roc_points` draws
     else:
-        loss = skm.log_loss(labels, np.clip(proba, 1e-7, 1), labels=list(range(k)))
+        clipped = np.clip(proba, 1e-7, 1)  # rows of a float32 softmax sum to 1 only within 1e-7: made exact
+        loss = skm.log_loss(labels, clipped / clipped.sum(axis=1, keepdims=True), labels=list(range(k)))
         roc_auc = skm.roc_auc_score(labels, proba, multi_class="ovr", average="macro",
                                     labels=list(range(k))) if present else float("nan")
         # the drawn curve is micro-averaged (every text × class one yes/no decision): its own area

@@ -200,6 +200,10 @@ def test_an_imbalanced_table_end_to_end_baselines_macro_f1_champion_and_k_class_
     assert any("MLmodel" in name for name in outputs) and any("input_example" in name for name in outputs)
     assert {name: imdb_words.findall(text) for name, text in outputs.items() if imdb_words.search(text)} == {}
 
+    compared = run([sys.executable, "-m", "imdbclf", "compare"], root).stdout.splitlines()
+    assert compared[0] == "per model: validation macro_f1 / test accuracy" and compared[2].startswith("workspace")
+    assert max(map(len, compared)) <= 120
+
     shown = run(["dvc", "metrics", "show", "--json"], root).stdout
     assert "metrics/scores/nb_logreg.json" in shown and "metrics/champion.json" in shown
     assert "metrics/tune/" not in shown and "metrics/data.json" not in shown
@@ -227,3 +231,19 @@ def test_a_keras_family_with_auto_sizes_trains_with_the_resolved_batch_and_epoch
     assert len(history["val_accuracy"]) == 2
     with pytest.raises(UserError, match="lstm.tune.grid.batch_size"):
         families.hyperparameters("lstm", section, {"batch_size": "big"})
+
+
+def test_compare_puts_experiments_side_by_side_in_a_terminals_width():
+    from imdbclf.ops import experiments
+
+    models = ["nb_logreg", "tfidf_logreg", "lstm", "bert_small", "electra_base"]
+    def row(name, c):
+        scores = {m: {"val_accuracy": 0.9, "accuracy": 0.91, "macro_f1": 0.91, "loss": 0.2} for m in models}
+        return {"name": name, "champion": {"champion": "nb_logreg", "metric": "accuracy"}, "models": scores,
+                "params": {"nb_logreg.tune.grid.C": [c], "lstm.model.dropout": 0.3, "data.source": "x" * 300}}
+    text = experiments.table([row("workspace", 0.1), row("awash-male", 0.3)], width=120)
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 120 and lines[0] == "per model: validation accuracy / test accuracy"
+    assert lines[2].split() == ["workspace", "nb_logreg", *["0.9000/0.9100"] * 5]
+    assert lines[3] == "  nb_logreg.tune.grid.C=[0.1]"  # only what differs between the experiments shown
+    assert "no experiment with results" in experiments.table([])

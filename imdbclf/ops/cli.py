@@ -199,10 +199,18 @@ def main(argv: list[str] | None = None) -> None:
                                     "storage")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     dashboard.add_argument("--port", type=int, default=8080, help="its port (default: %(default)s)")
+    compared = commands.add_parser("compare", help="the DVC experiments side by side: champion, each model's "
+                                   "validation score and test accuracy, the settings that differ")
+    compared.add_argument("--width", type=int, default=120, help="the terminal's columns (default: 120)")
     cache = commands.add_parser("cache", help="show the caches' sizes; --clear frees them")
     cache.add_argument("--clear", nargs="*", metavar="NAME",
                        help="delete these caches (all that may be freed when none is named); not while a stage runs")
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        from imdbclf.ops import experiments
+
+        print(experiments.table(experiments.experiments(), args.width))
+        return
     if args.command == "cache":
         from imdbclf.ops import caches
         from imdbclf.workspace import project_root
