@@ -25,11 +25,16 @@ PIPELINE_FILE = "pipeline.skops"
 PICKLED = "pipeline.joblib"  # what versions before skops saved: a pickle, never loaded
 
 
-def _lower(text: str) -> str:
+def _strip_markup(text: str) -> str:
+    """A no-op on normalised texts; with `normalize_text: false` the line breaks of the recorded figures go."""
+    return text.replace("<br />", " ").lower()
+
+
+def _lower(text: str) -> str:  # the preprocessor of pipelines saved while normalised texts skipped the line above
     return text.lower()
 
 
-TRUSTED = [f"{__name__}._lower"]  # beyond skops' own safe types: the preprocessor above (texts come normalised)
+TRUSTED = [f"{__name__}._strip_markup", f"{__name__}._lower"]  # beyond skops' own safe types: the preprocessors above
 
 
 class TfidfLogReg(Family):
@@ -45,7 +50,7 @@ class TfidfLogReg(Family):
 
     def fit(self, train: Split, val: Split, hp: TfidfHyperparameters, options: FitOptions) -> dict[str, list[float]]:
         vectorizer, matrix = features.fit_transform(TfidfVectorizer(
-            preprocessor=_lower, ngram_range=(1, hp.ngram_max), min_df=hp.min_df,
+            preprocessor=_strip_markup, ngram_range=(1, hp.ngram_max), min_df=hp.min_df,
             max_features=self.config.max_features, sublinear_tf=self.config.sublinear_tf,
         ), self.prepared(train.texts))
         # K > 2 classes: multinomial (scikit-learn's lbfgs fits one softmax model, not one per class)
