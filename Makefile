@@ -58,12 +58,18 @@ PIP_PROGRESS = awk '/^ERROR|^ *error: / { err = 1 } \
 	/^Installing collected packages:/ { n = split(substr($$0, 32), names, ", "); print "  installing " n " packages..."; fflush() } \
 	/^Successfully installed / { print "  installed " NF - 2 " packages"; fflush() }'
 
+# Every target that runs DVC validates params.yaml first (CHECK_PARAMS): DVC reads the whole file to fill in
+# ${models} before any stage runs, and follows YAML's aliases without a limit (docs/faults.md).
+CHECK_PARAMS = python -m stages.check_params
+
 run: setup
+	$(CHECK_PARAMS)
 	dvc repro
 
 # The course report's own experiment: the Bi-LSTM's grid as the report tuned it (four optimizers, batches
 # of 256 and 512, learning rates 1e-4 to 3e-5, 20 epochs) instead of params.yaml's sizes from the data.
 course: setup
+	$(CHECK_PARAMS)
 	dvc exp run $(COURSE_OVERRIDES) $(EXTRA)
 
 COURSE_OVERRIDES = \
@@ -93,6 +99,7 @@ lint: setup
 # (docs/results.md); make cpu EXTRA='-S tfidf_logreg.model.normalize_text=true -S lstm.model.normalize_text=true'
 # runs it with the normaliser.
 cpu: setup
+	$(CHECK_PARAMS)
 	dvc exp run -S 'models=[nb_logreg,tfidf_logreg,lstm]' $(CPU_OVERRIDES) $(RECORDED_TEXT) $(EXTRA)
 
 RECORDED_TEXT = -S tfidf_logreg.model.normalize_text=false -S lstm.model.normalize_text=false
@@ -116,6 +123,7 @@ CPU_OVERRIDES = \
 # K classes on real data: the star rating in each review's file name (1-4 and 7-10: 8 classes) as the
 # label, make cpu's three models with its settings, in a registry and MLflow experiment of their own.
 stars: setup
+	$(CHECK_PARAMS)
 	dvc exp run -S 'models=[nb_logreg,tfidf_logreg,lstm]' -S data.label=rating -S tracking.experiment=imdb-stars \
 	  -S tracking.registered_model_prefix=imdb-stars- $(CPU_OVERRIDES) $(EXTRA)
 
@@ -126,6 +134,7 @@ stars: setup
 # two learning rates, one epoch on 2,000 reviews; the retrain: one epoch on all 20,000.
 MINILM := $(abspath .cache/hub/all-MiniLM-L6-v2)
 encoder-cpu: setup $(VENV)/.bench-installed $(MINILM)/encoder
+	$(CHECK_PARAMS)
 	dvc exp run -S 'models=[nb_logreg,tfidf_logreg,lstm,bert_small]' $(CPU_OVERRIDES) $(ENCODER_OVERRIDES) $(EXTRA)
 
 ENCODER_OVERRIDES = \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -42,7 +43,9 @@ def format_validation_error(err, prefix: str = "") -> str:
     if first["type"] == "missing":
         return f"{PARAMS_FILE}: missing key '{loc}'"
     message = first["msg"].removeprefix("Value error, ")
-    return f"{PARAMS_FILE}: {loc}: {message} (got {first.get('input')!r})"
+    got = repr(first.get("input"))
+    got = re.sub(r"(://)[^/@?#'\"]*@", r"\1…@", got)  # a URL's login is not printed
+    return f"{PARAMS_FILE}: {loc}: {message} (got {got[:200]}{'…' if len(got) > 200 else ''})"
 
 
 def interrupt_exit_code(err: KeyboardInterrupt) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
 DATA_METRICS = Path("metrics/data.json")
+PARAMS_CHECKED = Path("metrics/params_checked.txt")  # check-params' mark: fetch and code@ wait for it
 
 
 def prepared(split: str) -> Path:

@@ -21,6 +21,10 @@ from imdbclf.settings.selection import SelectionParams
 from imdbclf.settings.sizing import SizingParams
 
 MAX_PARAMS_BYTES = 1 << 20  # params.yaml is a page of settings; a bigger file is not one
+# A model's name becomes a DVC stage (`tune@<name>`), a path (`models/<name>`) and an argument of a
+# command DVC's shell runs: a letter, then letters, digits and underscores, so it can be none of the
+# shell's, YAML's or a path's special characters.
+MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what NumPy, TensorFlow and scikit-learn accept
 
 
@@ -47,6 +51,7 @@ class DataParams(Section):
     # Limits that a broken or hostile source hits long before the machine's memory or disk does.
     max_download_mb: float = Field(1024, gt=0)
     max_download_s: float = Field(3600, gt=0)
+    min_download_kb_s: float = Field(10, ge=0)  # over each timeout_s: a source that drips is stopped (0: none)
     max_unpacked_mb: float = Field(2048, gt=0)  # the archive's members together, unpacked
     max_file_mb: float = Field(16, gt=0)  # one member (a review, a movie list)
     max_text_chars: int = Field(100_000, gt=0)
@@ -61,11 +66,15 @@ class DataParams(Section):
         other = self.TABLE_ONLY if self.format == "aclimdb" else self.ACLIMDB_ONLY
         return {k: v for k, v in self.model_dump().items() if k not in other}
 
-    @field_validator("source")
+    @field_validator("source", "test_source")
     @classmethod
-    def _not_blank(cls, source: str) -> str:
-        if not source.strip():
+    def _not_blank_and_no_login(cls, source: str | None) -> str | None:
+        if source is not None and not source.strip():
             raise ValueError("is empty: give the archive's URL, a local .tar.gz or a directory")
+        if source is not None and has_login(source):
+            raise ValueError("is a URL with a user name or password, which dvc.lock and the experiment's git "
+                             "commit would keep: give the URL without them and put the login in ~/.netrc "
+                             "(or a file named by the NETRC environment variable), which the download reads")
         return source
 
     @model_validator(mode="before")
@@ -220,18 +229,39 @@ class Params(Section):
     @field_validator("models")
     @classmethod
     def _models_once_each(cls, models: list[str]) -> list[str]:
+        for name in models:
+            if not MODEL_NAME.fullmatch(name):
+                raise ValueError(model_name_problem(name))
         twice = sorted({name for name in models if models.count(name) > 1})
         if twice:
             raise ValueError(f"lists {', '.join(twice)} more than once")
         return models
 
     def model(self, name: str) -> ModelParams:
+        check_model_name(name)
         if name not in self.model_sections:
             raise UserError(f"{PARAMS_FILE}: model '{name}' has no section (known: {sorted(self.model_sections)})")
         return self.model_sections[name]
 
 
 _TOP_LEVEL = set(Params.model_fields) - {"model_sections"}
+
+
+def has_login(source: str) -> bool:
+    """A URL with user:password@ (or user@) before its host."""
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@", source.strip()))
+
+
+def model_name_problem(name: object) -> str:
+    return (f"model name {str(name)[:80]!r} is not a name: a letter, then up to 63 letters, digits or "
+            f"underscores (it becomes a stage, a path and a command's argument)")
+
+
+def check_model_name(name: str) -> str:
+    """The model name a stage or worker was started with, refused unless it is one (MODEL_NAME)."""
+    if not MODEL_NAME.fullmatch(name):
+        raise UserError(model_name_problem(name))
+    return name
 
 
 def parse(raw: dict[str, Any]) -> Params:

@@ -187,6 +187,30 @@ def test_a_download_without_end_or_that_drips_is_stopped_and_names_no_password(t
     assert nothing_left(tmp_path / "raw") and not list(tmp_path.rglob("*.part"))
 
 
+def test_a_source_that_drips_is_stopped_by_its_rate_long_before_the_total_time(tmp_path):
+    """A byte per 0.2 s never lets a read time out; the rate over each timeout_s (1 s) is far below 10 kB/s."""
+    server = Serve("drip")
+    try:
+        with pytest.raises(UserError) as err:
+            data.fetch(server.url(), tmp_path / "raw", timeout_s=1,
+                       limits=data.Limits(download_s=3600, download_min_kb_s=10))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "below data.min_download_kb_s (10)" in one_line(err)
+    assert nothing_left(tmp_path / "raw") and not list(tmp_path.rglob("*.part"))
+
+
+@pytest.mark.parametrize("key", ["source", "test_source"])
+def test_a_source_url_with_a_login_is_refused_before_it_reaches_dvc_lock(key):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["data"][key] = "https://alice:s3cret@example.org/texts.csv"
+    with pytest.raises(UserError) as err:
+        params.parse(raw)
+    line = one_line(err)
+    assert f"data.{key}" in line and "netrc" in line and "s3cret" not in line
+
+
 def test_a_url_is_shown_without_its_password():
     assert data.shown("https://alice:s3cret@example.org:8443/a.tar.gz?x=1") == "https://example.org:8443/a.tar.gz?x=1"
     assert data.shown("https://example.org/a.tar.gz") == "https://example.org/a.tar.gz"

@@ -40,14 +40,16 @@ def sha256_of(path: Path) -> str:
 
 
 def download(url: str, dest: Path, timeout_s: float, max_mb: float | None = None,
-             max_s: float | None = None) -> None:
+             max_s: float | None = None, min_kb_s: float | None = None) -> None:
     """Stream `url` to `dest` with a progress bar; `dest` appears only when complete. `timeout_s` bounds
-    each read; `max_mb` and `max_s` the whole download (a body without end, a server sending a byte now
-    and then): past either, it stops in one line and leaves nothing."""
+    each read; `max_mb` and `max_s` the whole download (a body without end); `min_kb_s` its rate over
+    each `timeout_s` (a server sending a byte now and then, never silent long enough for a read to time
+    out): past any, it stops in one line and leaves nothing. A login comes from ~/.netrc (requests)."""
     import requests
 
     name, tmp = shown(url), dest.with_name(dest.name + ".part")
     started = time.monotonic()
+    window_start, window_bytes = started, 0
     try:
         with requests.get(url, stream=True, timeout=timeout_s) as response:
             response.raise_for_status()
@@ -63,9 +65,18 @@ def download(url: str, dest: Path, timeout_s: float, max_mb: float | None = None
                     if max_mb and bar.n > max_mb * MB:
                         raise UserError(f"data.source: {name}: the download passed data.max_download_mb "
                                         f"({max_mb:g}) and was stopped")
-                    if max_s and time.monotonic() - started > max_s:
+                    now = time.monotonic()
+                    if max_s and now - started > max_s:
                         raise UserError(f"data.source: {name}: the download took longer than "
                                         f"data.max_download_s ({max_s:g} s) and was stopped, at {bar.n / MB:,.1f} MB")
+                    window_bytes += len(chunk)
+                    if now - window_start >= timeout_s:
+                        rate = window_bytes / 1024 / (now - window_start)
+                        if min_kb_s and rate < min_kb_s:
+                            raise UserError(f"data.source: {name}: {rate:.2g} kB/s over the last "
+                                            f"{now - window_start:.0f} s, below data.min_download_kb_s "
+                                            f"({min_kb_s:g}); stopped at {bar.n / MB:,.1f} MB")
+                        window_start, window_bytes = now, 0
         tmp.replace(dest)
     except requests.RequestException as err:
         tmp.unlink(missing_ok=True)

@@ -3,14 +3,32 @@ examples and each model's most confident mistakes."""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from imdbclf import text as texts
 from imdbclf.data import BINARY
 from imdbclf.selection import NAMES
 from imdbclf.significance import mean_std
+
+# What Markdown would read as markup in a line of text (links and images need their brackets, emphasis,
+# code, a table's cell border); HTML's own characters are escaped apart, as entities.
+MARKDOWN_MARKUP = re.compile(r"([\\`*_\[\]|~])")
+
+
+def cell(value: object, limit: int | None = None) -> str:
+    """A text, class name or setting from the data, as plain text in one table cell: markup and entities
+    out and whitespace folded (`imdbclf.text`), cut to `limit` characters, then every character that
+    Markdown or HTML would read escaped, so `<script>`, `[x](javascript:…)`, an image or a `|` or newline
+    in a class name shows as what it is and a table stays a table."""
+    plain = texts.normalize(str(value))
+    if limit is not None and len(plain) > limit:
+        plain = plain[:limit] + "…"
+    return html.escape(MARKDOWN_MARKUP.sub(r"\\\1", plain), quote=False)
 
 
 def most_confidently_wrong(frame: pd.DataFrame, proba: np.ndarray, predicted: np.ndarray, n: int,
@@ -27,7 +45,7 @@ def most_confidently_wrong(frame: pd.DataFrame, proba: np.ndarray, predicted: np
 
 
 def _fmt_config(config: Mapping) -> str:
-    return ", ".join(f"{k}={v}" for k, v in config.items())
+    return cell(", ".join(f"{k}={v}" for k, v in config.items()))
 
 
 def champion_statement(champion: dict, grouped_by: str, why: str = "") -> str:
@@ -62,7 +80,7 @@ def _per_class(rows: list[dict], classes: Sequence[str]) -> list[str]:
         support = next((r["per_class"][name]["support"] for r in rows if name in r.get("per_class", {})), 0)
         cells = [(f"{r['per_class'][name]['precision']:.3f} / {r['per_class'][name]['recall']:.3f} / "
                   f"{r['per_class'][name]['f1']:.3f}") if name in r.get("per_class", {}) else "—" for r in rows]
-        lines.append(f"| {name} | {support:,} | " + " | ".join(cells) + " |")
+        lines.append(f"| {cell(name)} | {support:,} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -70,8 +88,8 @@ def _confusion(row: dict) -> list[str]:
     matrix = row["confusion_matrix"]
     classes = matrix["classes"]
     lines = ["", f"### {row['model']}: confusion matrix (rows: true class, columns: predicted)", "",
-             "| true \\ predicted | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
-    lines += [f"| {name} | " + " | ".join(f"{n:,}" for n in counts) + " |"
+             "| true \\ predicted | " + " | ".join(map(cell, classes)) + " |", "|---|" + "---|" * len(classes)]
+    lines += [f"| {cell(name)} | " + " | ".join(f"{n:,}" for n in counts) + " |"
               for name, counts in zip(classes, matrix["matrix"])]
     return lines
 
@@ -115,12 +133,14 @@ def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: l
     error analysis. `grouped_by`: what the validation CIs resample (movie for IMDB, a table's group, or
     text); `guesses`: the baselines' rows; `why`: why the selection metric is the one."""
     level = int(round(confidence * 100))
+    title, grouped_by = cell(title), cell(grouped_by)
     classes = tuple(rows[0].get("classes") or BINARY) if rows else BINARY
     binary = len(classes) == 2
     f1 = "F1" if binary else "macro-F1"
     lines = [f"# {title}: which model, and how sure are we?", "", champion_statement(champion, grouped_by, why), ""]
     if not binary:
-        lines += [f"{len(classes)} classes: {', '.join(classes)}. ROC-AUC is one-vs-rest, macro-averaged.", ""]
+        lines += [f"{len(classes)} classes: {', '.join(map(cell, classes))}. "
+                  "ROC-AUC is one-vs-rest, macro-averaged.", ""]
     metric = champion.get("metric", "accuracy")
     chosen_by = "" if metric == "accuracy" else f"val {NAMES[metric]} | "
     lines += [f"| model | best hyperparameters | {chosen_by}val accuracy [{level}% CI, by {grouped_by}] | "
@@ -164,14 +184,13 @@ def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: l
     names = [r["model"] for r in rows]
     lines += ["| text | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for example in examples:
-        lines.append(f"| {example['text']} | " + " | ".join(
-            f"{example[n]['label']} ({example[n]['probability']:.3f})" for n in names) + " |")
+        lines.append(f"| {cell(example['text'], 300)} | " + " | ".join(
+            f"{cell(example[n]['label'])} ({example[n]['probability']:.3f})" for n in names) + " |")
     for name, frame in worst.items():
         lines += ["", f"## {name}: the test texts it gets most confidently wrong", "",
                   "| true class | predicted | " + ("P(positive)" if binary else "its probability") + " | text |",
                   "|---|---|---|---|"]
         for _, row in frame.iterrows():
-            text = " ".join(str(row["text"]).replace("|", "/").replace("<br />", " ").split())
-            lines.append(f"| {classes[int(row['label'])]} | {classes[int(row['predicted'])]} | "
-                         f"{row['probability']:.3f} | {text[:300]}{'…' if len(text) > 300 else ''} |")
+            lines.append(f"| {cell(classes[int(row['label'])])} | {cell(classes[int(row['predicted'])])} | "
+                         f"{row['probability']:.3f} | {cell(row['text'], 300)} |")
     return "\n".join(lines) + "\n"

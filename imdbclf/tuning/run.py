@@ -9,6 +9,7 @@ import sys
 
 import optuna
 
+from imdbclf.params import check_model_name
 from imdbclf.tuning.search import Search
 from imdbclf.tuning.search import trials_to_train as count_to_train
 from imdbclf.tuning.storage import shown, storage_errors
@@ -25,6 +26,7 @@ def start_local_workers(model: str, count: int, gpus: int, idle_exit_s: float) -
     """`count` worker processes on this machine, each on its own GPU (CUDA_VISIBLE_DEVICES) or, on a
     CPU, with its share of the cores, so that they do not oversubscribe the machine."""
     threads = str(max(1, (os.cpu_count() or 1) // count))
+    check_model_name(model)  # an argument of the command line below
     procs = []
     for i in range(count):
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus else None
