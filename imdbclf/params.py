@@ -108,6 +108,9 @@ class TrackingParams(Section):
     registered_model_prefix: str = "imdb-"
     # how long a stage waits for a tracking server (http:// URI) to answer before failing in one line
     connect_timeout_s: float = Field(10.0, gt=0)
+    # every later call to a tracking server: each read's timeout, and how often a failed call is retried
+    request_timeout_s: float = Field(60.0, gt=0, le=3600)
+    request_retries: int = Field(2, ge=0, le=10)
     # a RUNNING run writes a `heartbeat` tag this often; one whose heartbeat is older than
     # run_stale_after_s is marked KILLED by the next stage to start (runs of other hosts: their pid
     # cannot be checked from here)

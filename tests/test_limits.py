@@ -276,3 +276,59 @@ def test_predict_on_a_symlink_loop_is_one_line(tmp_path):
     assert done.returncode == 2
     loop = tmp_path / "loop"
     assert done.stderr == f"error: --model {loop}: cannot open it (Symlink loop from '{loop}')\n"
+
+
+# ---------------------------------------------------------------- tables that unpack past their limit
+
+
+def table_data(params_dict, source, **settings):
+    from tests.tiny_tables import table_params
+
+    return params.parse(table_params(params_dict, source, **settings)).data
+
+
+def big_tickets(text_mb: int):
+    from tests.tiny_tables import tickets
+
+    frame = tickets(4)
+    return frame.assign(text=[t + " " + "x" * (text_mb << 20) if i == 0 else t for i, t in enumerate(frame["text"])])
+
+
+def test_a_gzipped_table_is_read_and_one_that_unpacks_past_the_limit_stops_in_one_line(tmp_path, params_dict):
+    import gzip
+
+    from tests.tiny_tables import tickets
+
+    small = tmp_path / "small.csv.gz"
+    small.write_bytes(gzip.compress(tickets(4).to_csv(index=False).encode()))
+    assert data.sources.fetch(table_data(params_dict, small), tmp_path / "raw") == 12
+    bomb = tmp_path / "bomb.csv.gz"
+    bomb.write_bytes(gzip.compress(big_tickets(8).to_csv(index=False).encode()))
+    assert bomb.stat().st_size < (1 << 20)  # under the limit as a file, 8 MB unpacked
+    with pytest.raises(UserError) as err:
+        data.sources.fetch(table_data(params_dict, bomb, max_unpacked_mb=4, max_text_chars=10 << 20),
+                           tmp_path / "raw2")
+    assert "bomb.csv.gz: unpacks to more than data.max_unpacked_mb (4)" in one_line(err)
+    assert not (tmp_path / "raw2").exists()
+
+
+def test_a_parquet_table_whose_columns_unpack_past_the_limit_stops_before_it_is_read(tmp_path, params_dict):
+    bomb = tmp_path / "bomb.parquet"
+    big_tickets(8).to_parquet(bomb, compression="zstd")
+    assert bomb.stat().st_size < (1 << 20)
+    with pytest.raises(UserError) as err:
+        data.sources.fetch(table_data(params_dict, bomb, max_unpacked_mb=4, max_text_chars=10 << 20),
+                           tmp_path / "raw")
+    assert "bomb.parquet: its columns unpack to more than data.max_unpacked_mb (4)" in one_line(err)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_a_nested_text_or_label_is_refused_not_read_as_its_repr(tmp_path, params_dict, suffix):
+    from tests.tiny_tables import tickets, write_table
+
+    frame = tickets(4)
+    frame["topic"] = [[t] for t in frame["topic"]]  # a list where a label belongs
+    source = write_table(tmp_path / f"nested{suffix}", frame)
+    with pytest.raises(UserError) as err:
+        data.sources.fetch(table_data(params_dict, source), tmp_path / "raw")
+    assert "'topic'" in one_line(err) and "nested" in one_line(err)

@@ -269,6 +269,8 @@ def asgi_post(app, body: bytes | str, content_type: str) -> Answer:
         sent.append(message)
 
     asyncio.run(app(scope, receive, send))
+    ends = [i for i, m in enumerate(sent) if m["type"] == "http.response.body" and not m.get("more_body", False)]
+    assert ends == [len(sent) - 1], sent  # one whole answer: nothing after its last part (uvicorn logs an error)
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     return Answer(status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
 
@@ -297,6 +299,7 @@ def test_the_guarded_server_scores_and_answers_abuse_in_one_short_line(guarded):
     }
     assert {k: r.status_code for k, r in bad.items()} == {"too large": 413, "invalid": 400, "nested": 400,
                                                           "malformed csv": 400}
+    assert_parquet_bodies_are_measured_before_they_unpack(guarded)
     for name, answer in bad.items():
         error = answer.json()
         assert set(error) == {"error_code", "message"}, (name, error)  # no stack_trace
@@ -304,3 +307,24 @@ def test_the_guarded_server_scores_and_answers_abuse_in_one_short_line(guarded):
         assert "xxxxxxxxxx" not in error["message"], name  # the body is never echoed
     assert "over the limit of 1,048,576 (serving.max_request_mb" in bad["too large"].json()["message"]
     assert bad["nested"].json()["message"] == "the JSON body is nested too deeply"
+
+
+def parquet_body(frame) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def assert_parquet_bodies_are_measured_before_they_unpack(guarded):
+    import pandas as pd
+
+    ok = asgi_post(guarded, parquet_body(pd.DataFrame({"text": ["a great film"]})), "application/vnd.apache.parquet")
+    assert ok.status_code == 200 and len(ok.json()["predictions"]) == 1
+    bomb = parquet_body(pd.DataFrame({"text": ["x" * (4 << 20)]}))  # 4 MB of text in a few kB
+    assert len(bomb) < (1 << 20)
+    answer = asgi_post(guarded, bomb, "application/vnd.apache.parquet")
+    assert answer.status_code == 413 and "unpacks to" in answer.json()["message"]
+    nested = asgi_post(guarded, parquet_body(pd.DataFrame({"text": [{"a": "b"}]})), "application/vnd.apache.parquet")
+    assert nested.status_code == 400 and "nested" in nested.json()["message"]

@@ -132,3 +132,48 @@ def test_optuna_ui_prints_its_link_and_serves_the_studies_of_the_tuning_storage(
     finally:
         server.kill()
         server.wait()
+
+
+def test_a_tracking_uri_of_a_scheme_mlflow_has_no_store_for_is_one_line(monkeypatch):
+    from imdbclf import params
+    from imdbclf.errors import UserError
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "gopher://x")
+    with pytest.raises(UserError) as err:
+        tracking.tracking_uri(params.parse(tiny_params("data/x.csv")))
+    assert "MLFLOW_TRACKING_URI" in str(err.value) and "gopher" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_tracking_server_that_answers_a_byte_at_a_time_is_given_up_within_its_deadline():
+    """Each byte comes well within the read timeout, so only a deadline on the whole answer ends it."""
+    import http.server
+    import threading
+
+    from imdbclf.errors import UserError
+    from imdbclf.tracking import store
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the name http.server calls
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(UserError) as err:
+            store.check_server(f"http://127.0.0.1:{server.server_address[1]}", timeout_s=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "no whole answer within 2 s" in str(err.value)

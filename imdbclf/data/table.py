@@ -7,6 +7,9 @@ column, an empty text or label, labels of mixed types, a file that is not what i
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +23,10 @@ from imdbclf.errors import UserError
 from imdbclf.formats import table_suffix
 
 COLUMNS = ("id", "text", "label", "group")
+# A compressed table is recognised by its first bytes (a downloaded copy has no name to go by) and
+# unpacked here, its bytes counted as they come, so that data.max_unpacked_mb bounds what it holds.
+UNPACKERS = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
+NOT_UNPACKED = {b"PK\x03\x04": "zip", b"\x28\xb5\x2f\xfd": "zstd"}
 
 
 def table_format(source: str, setting: str) -> str:
@@ -32,15 +39,77 @@ def table_format(source: str, setting: str) -> str:
                     f"data.table_format to csv, tsv, parquet or jsonl")
 
 
-def read_table(path: Path, fmt: str, name: str) -> pd.DataFrame:
-    """The whole table, every column as read (CSV and TSV: strings, empty cells None)."""
+def unpacked(path: Path, tmp: Path, limits: Limits, name: str) -> Path:
+    """`path` itself, or, for a gzip, bzip2 or xz file, its contents in `tmp`: stopped in one line as soon
+    as they pass data.max_unpacked_mb (a 1 MB .csv.gz can hold a gigabyte)."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if kind := next((k for magic, k in NOT_UNPACKED.items() if head.startswith(magic)), None):
+        raise UserError(f"{name}: a {kind} file: unpack it first, or compress the table with gzip")
+    opener = next((o for magic, o in UNPACKERS.items() if head.startswith(magic)), None)
+    if opener is None:
+        return path
+    out, total, limit = tmp / "unpacked", 0, limits.unpacked_mb * MB if limits.unpacked_mb else None
+    try:
+        with opener(path, "rb") as source, open(out, "wb") as dest:
+            while chunk := source.read(MB):
+                dest.write(chunk)
+                total += len(chunk)
+                if limit and total > limit:
+                    raise UserError(f"{name}: unpacks to more than data.max_unpacked_mb ({limits.unpacked_mb:g})")
+    except (OSError, EOFError, lzma.LZMAError) as err:
+        raise UserError(f"{name}: not a readable compressed file ({one_reason(err)})") from None
+    return out
+
+
+def one_reason(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+
+
+def _parquet(path: Path, columns: list[str], limits: Limits, name: str) -> pd.DataFrame:
+    """The given columns of a Parquet file (those it has), refused in one line when they are nested (a
+    struct or list where a text belongs) or unpack to more than data.max_unpacked_mb: declared in its
+    footer, and counted again row group by row group as they are read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    schema = parquet.schema_arrow
+    present = [c for c in columns if c in schema.names]
+    for column in present:
+        if pa.types.is_nested(schema.field(column).type):
+            raise UserError(f"{name}: column '{column}' is nested ({schema.field(column).type}): "
+                            "texts, labels, groups and ids must be plain values")
+    limit = limits.unpacked_mb * MB if limits.unpacked_mb else None
+    meta, indices = parquet.metadata, [schema.get_field_index(c) for c in present]
+    declared = sum(meta.row_group(i).column(j).total_uncompressed_size
+                   for i in range(meta.num_row_groups) for j in indices)
+    too_big = UserError(f"{name}: its columns unpack to more than data.max_unpacked_mb ({limits.unpacked_mb:g})")
+    if limit and declared > limit:
+        raise too_big
+    groups, read = [], 0
+    for i in range(meta.num_row_groups):
+        groups.append(parquet.read_row_group(i, columns=present))
+        read += groups[-1].nbytes
+        if limit and read > limit:
+            raise too_big
+    frame = (pa.concat_tables(groups) if groups else schema.empty_table().select(present)).to_pandas()
+    frame.attrs["columns"] = list(schema.names)  # what a missing column's error lists
+    return frame
+
+
+def read_table(path: Path, fmt: str, name: str, columns: list[str] | None = None,
+               limits: Limits | None = None) -> pd.DataFrame:
+    """The table's columns as read (CSV and TSV: strings, empty cells None); Parquet: `columns` only."""
     try:
         if fmt == "parquet":
-            return pd.read_parquet(path)
+            return _parquet(path, columns or [], limits or Limits(), name)
         if fmt == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
+            return pd.read_json(path, lines=True, dtype=False, compression=None)
         return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False,
-                           na_values=[""], encoding="utf-8")
+                           na_values=[""], encoding="utf-8", compression=None)
+    except UserError:
+        raise
     except UnicodeDecodeError as err:
         raise UserError(f"{name}: not UTF-8 text (byte {err.start}): save the table as UTF-8") from None
     except Exception as err:  # noqa: BLE001 - pandas and pyarrow fail on a bad file in many types
@@ -52,9 +121,15 @@ def _column(frame: pd.DataFrame, column: str | None, key: str, name: str) -> pd.
     if column is None:
         return None
     if column not in frame.columns:
-        shown_columns = ", ".join(map(str, frame.columns[:20])) + (", ..." if len(frame.columns) > 20 else "")
+        names = frame.attrs.get("columns", list(frame.columns))
+        shown_columns = ", ".join(map(str, names[:20])) + (", ..." if len(names) > 20 else "")
         raise UserError(f"{name}: no column '{column}' ({key}); its columns: {shown_columns}")
-    return frame[column]
+    values = frame[column]
+    if values.dtype == object and (nested := values.map(lambda v: isinstance(v, (dict, list, tuple)))).any():
+        row = int(nested.to_numpy().argmax())
+        raise UserError(f"{name}: row {row + 1}: column '{column}' ({key}) holds a nested "
+                        f"{type(values.iloc[row]).__name__}, not a plain value")
+    return values
 
 
 def _first_bad(values: pd.Series) -> int | None:
@@ -142,12 +217,15 @@ def fetch(p, out: Path, limits: Limits) -> int:
             if source is None:
                 continue
             name = shown(source)
-            path = _local_copy(source, tmp, p, limits)
-            frame = standard_frame(read_table(path, table_format(source, p.table_format), name), p, name, limits)
+            path = unpacked(_local_copy(source, tmp, p, limits), tmp, limits, name)
+            columns = [c for c in (p.text_column, p.label_column, p.group_column, p.id_column) if c]
+            table = read_table(path, table_format(source, p.table_format), name, columns, limits)
+            frame = standard_frame(table, p, name, limits)
             atomic.write_parquet(frame, staged / f"{split}.parquet")
             count += len(frame)
-            if path.parent == tmp:
-                path.unlink()
+            for temporary in tmp.glob("*"):
+                if temporary.is_file():
+                    temporary.unlink()
         if out.exists():
             shutil.rmtree(out)
         staged.rename(out)

@@ -2,6 +2,8 @@
 that bounds what a request may cost and what an error may say.
 
 - A body over `serving.max_request_mb` is answered 413 before it is read whole.
+- A Parquet body is measured here first: its columns unpacked may hold no more than the limit either
+  (a 100 kB file can unpack to a gigabyte of text), and nested columns are refused.
 - A JSON body is parsed once here first: invalid or nested deeper than Python can parse is a 400 whose
   one-line message never echoes the body (MLflow's echoes all of it, 71 MB for a 64 MB body).
 - Every error answer keeps MLflow's JSON shape (`error_code`, `message`), its message cut to one line of
@@ -47,6 +49,11 @@ class Guard:
             more = message.get("more_body", False)
             if len(body) > self.max_bytes:
                 return await self._error(send, 413, "REQUEST_TOO_LARGE", self._too_large(len(body)))
+        if b"parquet" in headers.get(b"content-type", b"") and body:
+            if problem := self._parquet_problem(body):
+                status = 413 if "unpacks" in problem else 400
+                return await self._error(send, status, "REQUEST_TOO_LARGE" if status == 413 else "BAD_REQUEST",
+                                         problem)
         if b"json" in headers.get(b"content-type", b"") and body:
             try:
                 json.loads(body)
@@ -63,13 +70,38 @@ class Guard:
 
         return await self.app(scope, replay, self._cleaning(send))
 
+    def _parquet_problem(self, body: bytes) -> str | None:
+        """What is wrong with a Parquet body before pandas unpacks it: from its footer, the bytes its
+        columns unpack to, and nested types (a struct or list where a text belongs)."""
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(io.BytesIO(body))
+        except Exception as err:  # noqa: BLE001 - pyarrow fails on a bad file in many types
+            return f"the body is not a Parquet file ({one_line(err, 100)})"
+        meta = parquet.metadata
+        unpacked = sum(meta.row_group(i).column(j).total_uncompressed_size
+                       for i in range(meta.num_row_groups) for j in range(meta.num_columns))
+        if unpacked > self.max_bytes:
+            return (f"a Parquet body that unpacks to {unpacked:,} bytes, over the limit of {self.max_bytes:,} "
+                    "(serving.max_request_mb in params.yaml): send fewer texts per request")
+        nested = [f.name for f in parquet.schema_arrow if pa.types.is_nested(f.type)]
+        if nested:
+            kind = parquet.schema_arrow.field(nested[0]).type
+            return f"column {nested[0]!r} is nested ({kind}): send texts as strings"
+        return None
+
     def _too_large(self, size: int) -> str:
         return (f"a request body of {size:,} bytes, over the limit of {self.max_bytes:,} "
                 "(serving.max_request_mb in params.yaml): send fewer reviews per request")
 
     def _cleaning(self, send):
-        """`send`, with an error answer's body reduced to its code and a one-line message."""
-        start = None
+        """`send`, with an error answer's body reduced to its code and a one-line message: the start is
+        held and the body gathered until its last part, then both are sent once, as one whole answer."""
+        start, parts = None, []
 
         async def cleaned(message):
             nonlocal start
@@ -77,7 +109,10 @@ class Guard:
                 start = message  # held until the body is known: its length changes
                 return None
             if start is not None and message["type"] == "http.response.body":
-                body = self._clean(message.get("body", b""))
+                parts.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return None
+                body = self._clean(b"".join(parts))
                 headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
                 await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
                 start = None

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sqlite3
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,16 +28,54 @@ from imdbclf.params import Params
 from imdbclf.workspace import project_root
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# The stores MLflow itself opens (a database URL may name its driver: postgresql+psycopg2).
+SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
 # What the experiment page opens on: MLflow 3 opens an experiment without this tag on its GenAI pages.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def tracking_uri(params: Params) -> str:
+    """MLFLOW_TRACKING_URI, else tracking.uri, else the embedded store; one line for a scheme MLflow has no
+    store for (`gopher://`), instead of MLflow's KeyError."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    if params.tracking.uri:
-        return params.tracking.uri
-    return f"sqlite:///{project_root() / 'mlflow.db'}"
+        uri, where = os.environ["MLFLOW_TRACKING_URI"], "MLFLOW_TRACKING_URI"
+    elif params.tracking.uri:
+        uri, where = params.tracking.uri, "params.yaml: tracking.uri"
+    else:
+        return f"sqlite:///{project_root() / 'mlflow.db'}"
+    scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0].lower()
+    if scheme and scheme not in SCHEMES and len(scheme) > 1:  # one letter: a Windows drive
+        raise UserError(f"{where}: {scheme}:// is not a store MLflow can use: give https://<host>:<port> for a "
+                        "tracking server, or unset it for the embedded store")
+    return uri
+
+
+def bound_requests(params: Params) -> None:
+    """Every call MLflow makes to a tracking server: each read within tracking.request_timeout_s, a failed
+    call retried tracking.request_retries times (MLflow's own defaults: 120 s and 7 retries, minutes)."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", f"{params.tracking.request_timeout_s:g}")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(params.tracking.request_retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, what: str) -> Iterator[None]:
+    """`what` must be done within `seconds` in all: a server that answers a byte at a time never lets
+    a read time out. In the main thread only (a signal); elsewhere the reads' own timeouts apply."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise UserError(f"{what}: no whole answer within {seconds:g} s (a server that answers a little at a time)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def artifact_root(uri: str) -> Path:
@@ -98,9 +139,11 @@ def check_server(uri: str, timeout_s: float) -> None:
     cert = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     try:
-        requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s, verify=cert).raise_for_status()
-        answer = requests.get(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", params={"max_results": 1},
-                              timeout=timeout_s, verify=cert, auth=(user, password) if user else None)
+        with deadline(2 * timeout_s, f"MLflow tracking server {uri}"):
+            requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s, verify=cert).raise_for_status()
+            answer = requests.get(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
+                                  params={"max_results": 1}, timeout=timeout_s, verify=cert,
+                                  auth=(user, password) if user else None)
     except requests.exceptions.SSLError:
         raise UserError(f"MLflow tracking server {uri}: its TLS certificate is not trusted; set "
                         "MLFLOW_TRACKING_SERVER_CERT_PATH to the team's ca.crt (make services prints it)") from None
@@ -132,6 +175,7 @@ def check_store(params: Params) -> str:
         with damaged_store_is_a_user_error(uri):
             with_retries(lambda: _enable_wal(uri))
     elif uri.startswith(("http://", "https://")):
+        bound_requests(params)
         check_server(uri, params.tracking.connect_timeout_s)
     return uri
 
