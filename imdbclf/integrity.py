@@ -6,7 +6,10 @@ files, and only the digest tells a planted one from ours.
   md5 of the directory's listing in DVC's cache, and the listing the md5 of each file (`dvc_digests`).
   A file pulled from a tampered DVC remote, or replaced in the workspace, differs from both.
 - a registered model version: the digests of its model directory, in a tag written when the version
-  is registered (`TAG`); the version's artifacts are checked against it wherever it is loaded.
+  is registered (`TAG`), and the sha256 of that tag's text in a param of the run that registered it
+  (`provenance_param`). A team member can rewrite a tag, but no login can change a run's param once
+  logged, so a file replaced in the artifact store and a tag rewritten to match are both refused; the
+  version's artifacts are checked wherever it is loaded.
 
 A mismatch stops in one line naming the file and both digests; nothing is loaded.
 """
@@ -20,7 +23,16 @@ from pathlib import Path
 from imdbclf.errors import UserError
 
 TAG = "imdbclf.model_md5"  # a registered version's tag: the md5 of each file of its model directory
+PARAM_PREFIX = "imdbclf.manifest_sha256."  # + the logged model's id: a param of the run that registered it
 LOCK_FILE = "dvc.lock"
+
+
+def provenance_param(model_id: str) -> str:
+    return PARAM_PREFIX + model_id
+
+
+def manifest_sha256(manifest: str) -> str:
+    return hashlib.sha256(manifest.encode()).hexdigest()
 
 
 def md5_of(path: Path) -> str:

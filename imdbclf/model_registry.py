@@ -10,7 +10,11 @@ promotes its champion, a queued experiment's report does not (`python -m imdbclf
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import getpass
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -47,11 +51,14 @@ def tag_version(name: str, version: str | int, tags: Mapping[str, str]) -> None:
 def register(model_dir: Path, name: str, tags: Mapping[str, str]) -> str:
     """Log the saved family in `model_dir` as a pyfunc, register it as a new version of `name` and tag the
     version with `tags` and the md5 of every file of the logged model (`integrity.TAG`: the registry's
-    record, which `load_verified` checks the artifacts against). Returns the version."""
+    record, which `download_verified` checks the artifacts against); the tag's sha256 goes into a param
+    of the run that logged it, which no login can change. Returns the version."""
     info = with_retries(lambda: serving.log_model(model_dir, name))
     with tempfile.TemporaryDirectory(prefix="imdbclf-logged-") as tmp:
         logged = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=tmp)
         manifest = json.dumps(integrity.digests(Path(logged), DOWNLOAD_META), sort_keys=True)
+    with_retries(lambda: MlflowClient().log_param(info.run_id, integrity.provenance_param(info.model_id),
+                                                  integrity.manifest_sha256(manifest)))
     tag_version(name, info.registered_model_version, {**tags, integrity.TAG: manifest})
     return str(info.registered_model_version)
 
@@ -70,16 +77,41 @@ def _version_of(uri: str) -> ModelVersion:
         raise UserError(f"cannot load model {uri}: {str(err).splitlines()[0]}") from None
 
 
-def download_verified(uri: str, dst: Path) -> Path:
-    """The registered version `uri` downloaded into `dst`, after each of its files matched the md5 its
-    `integrity.TAG` tag records (written when it was registered); a mismatch or a version without the tag
-    stops in one line, and nothing of it is loaded."""
-    version = _version_of(uri)
+def check_provenance(version: ModelVersion, experiment_id: str | None) -> None:
+    """The version's digest tag is the one its run recorded when it registered the model, and that run is
+    in the team's experiment (`experiment_id`; None: any): else one line, and nothing is loaded."""
     where = f"{version.name} version {version.version}"
+    again = "register it again (its retrain stage, then `python -m imdbclf promote`)"
     if integrity.TAG not in version.tags:
         raise UserError(f"{where} has no {integrity.TAG} tag (registered before models were checked): its files "
-                        "cannot be checked, so it is not loaded; register it again (its retrain stage, then "
-                        "`python -m imdbclf promote`)")
+                        f"cannot be checked, so it is not loaded; {again}")
+    model_id = logged_model_id(version)
+    try:
+        run = MlflowClient().get_run(version.run_id) if version.run_id and model_id else None
+    except mlflow.exceptions.MlflowException:
+        run = None
+    if run is None:
+        raise UserError(f"{where}: the run that registered it cannot be read, so its digests cannot be checked "
+                        f"and it is not loaded; {again}")
+    if experiment_id is not None and run.info.experiment_id != str(experiment_id):
+        raise UserError(f"{where} was registered by run {run.info.run_id} of experiment {run.info.experiment_id}, "
+                        f"not the team's ({experiment_id}): it is not loaded")
+    recorded = run.data.params.get(integrity.provenance_param(model_id))
+    if recorded is None:
+        raise UserError(f"{where}: its run {run.info.run_id} recorded no digest of it (registered before runs "
+                        f"recorded them), so it is not loaded; {again}")
+    if integrity.manifest_sha256(version.tags[integrity.TAG]) != recorded:
+        raise UserError(f"{where}: its {integrity.TAG} tag is not the one its run {run.info.run_id} recorded when "
+                        "it registered the model (the tag was rewritten): it is not loaded")
+
+
+def download_verified(uri: str, dst: Path, experiment_id: str | None = None) -> Path:
+    """The registered version `uri` downloaded into `dst`, after its digest tag matched what its run
+    recorded (`check_provenance`) and each of its files the md5 the tag records; any mismatch stops in
+    one line, and nothing of it is loaded."""
+    version = _version_of(uri)
+    where = f"{version.name} version {version.version}"
+    check_provenance(version, experiment_id)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{version.name}/{version.version}",
                                                      dst_path=str(dst)))
     for compiled in list(local.rglob("__pycache__")):  # bytecode a load in place left in the store: never
@@ -168,4 +200,16 @@ def promote_version(prefix: str, model: str, source: ModelVersion) -> ModelVersi
         champion = with_retries(lambda: client.create_model_version(
             name, source.source, run_id=source.run_id, tags={**source.tags, **tags}, model_id=logged_model_id(source)))
     with_retries(lambda: client.set_registered_model_alias(name, ALIAS, str(champion.version)))
+    record_move(name, str(champion.version))
     return champion
+
+
+def record_move(name: str, version: str) -> None:
+    """Who moved the champion alias, and when: on the version, and as params of the run doing it (if any),
+    which stay as logged. Whoever can move the alias can publish a model: this says who did."""
+    who = os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser()
+    when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    tag_version(name, version, {"imdbclf.promoted_by": who, "imdbclf.promoted_at": when})
+    if (run := mlflow.active_run()) is not None:
+        with contextlib.suppress(mlflow.exceptions.MlflowException):  # the same move twice in one run
+            MlflowClient().log_param(run.info.run_id, f"champion_moved_by.{name}.v{version}", who)

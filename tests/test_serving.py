@@ -228,6 +228,37 @@ def test_a_registered_version_is_loaded_only_as_it_was_registered(registered, tm
     assert not marker.exists()
 
 
+def test_a_planted_file_with_a_digest_tag_rewritten_to_match_is_not_loaded(registered, tmp_path):
+    """What a team member can do (replace an artifact, rewrite a tag) cannot change the param that the
+    registering run logged: the rewritten tag no longer matches it."""
+    from mlflow.tracking import MlflowClient
+
+    from imdbclf import integrity, model_registry
+    from imdbclf.errors import UserError
+    from tests.test_families import Planted
+
+    name, version = registered
+    marker = tmp_path / "marker"
+    for stored in (tmp_path / "artifacts").rglob("python_model.pkl"):
+        stored.write_bytes(__import__("pickle").dumps(Planted(marker)))
+    manifest = json.loads(MlflowClient().get_model_version(name, version).tags[integrity.TAG])
+    manifest["python_model.pkl"] = integrity.md5_of(stored)
+    MlflowClient().set_model_version_tag(name, version, integrity.TAG, json.dumps(manifest, sort_keys=True))
+    with pytest.raises(UserError, match="the tag was rewritten"):
+        model_registry.download_verified(f"models:/{name}/{version}", tmp_path / "planted")
+    assert not marker.exists()
+
+
+def test_a_version_registered_outside_the_teams_experiment_is_not_loaded(registered, tmp_path):
+    from imdbclf import model_registry
+    from imdbclf.errors import UserError
+
+    name, version = registered
+    other = mlflow.MlflowClient().create_experiment("someone-elses")
+    with pytest.raises(UserError, match="not the team's"):
+        model_registry.download_verified(f"models:/{name}/{version}", tmp_path / "x", experiment_id=other)
+
+
 def test_a_version_without_its_digest_tag_is_not_loaded(registered, tmp_path):
     from mlflow.tracking import MlflowClient
 

@@ -77,6 +77,32 @@ def test_pipeline_runs_unchanged_against_the_team_services(team_services, tmp_pa
     assert [(r["label"], r["sentiment"]) for r in by_champion] == [("positive", "positive"), ("negative", "negative")]
     by_dir = predict(root, env, "--model", "models/tfidf_logreg/seed_0")
     assert [r["probability"] for r in by_champion] == [r["probability"] for r in by_dir]
+    assert champion.tags["imdbclf.promoted_by"] == "alice"  # who moved the alias
+    a_member_cannot_plant_a_model_by_rewriting_its_digest_tag(root, env, client, champion, tmp_path)
+
+
+def a_member_cannot_plant_a_model_by_rewriting_its_digest_tag(root, env, client, champion, tmp_path):
+    """The red team's first hole: as a member, PUT a pickle over the champion's python_model.pkl, then set
+    the digest tag to the payload's md5. The run's param (immutable) still holds the real tag's digest."""
+    import pickle
+
+    from imdbclf import integrity, model_registry
+    from tests.test_families import Planted
+
+    marker = tmp_path / "PWNED"
+    payload = pickle.dumps(Planted(marker))
+    location = client.get_logged_model(model_registry.logged_model_id(champion)).artifact_location
+    put = requests.put(f"{env['MLFLOW_TRACKING_URI']}/api/2.0/mlflow-artifacts/artifacts/"
+                       f"{location.removeprefix('mlflow-artifacts:/')}/python_model.pkl", data=payload,
+                       auth=(env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]),
+                       verify=env["MLFLOW_TRACKING_SERVER_CERT_PATH"], timeout=60)
+    assert put.ok, put.text  # a member may write artifacts...
+    manifest = json.loads(champion.tags[integrity.TAG])
+    manifest["python_model.pkl"] = __import__("hashlib").md5(payload).hexdigest()
+    client.set_model_version_tag(champion.name, champion.version, integrity.TAG, json.dumps(manifest, sort_keys=True))
+    refused = bench_run(["python", "-m", "imdbclf", "predict", *TEXTS], root, env, check=False)
+    assert refused.returncode != 0 and "the tag was rewritten" in refused.stderr  # ...but not make it load
+    assert len(refused.stderr.strip().splitlines()) == 1 and not marker.exists()
 
 
 def test_an_experiment_travels_between_clones_through_git_and_dvc_remotes(tmp_path):
@@ -160,6 +186,7 @@ def test_the_mlflow_server_refuses_anonymous_clients_and_read_only_users_write_n
         assert answer.status_code == 401, (method, url, answer.status_code)
 
     reader = services.add_member(team_services_config, "reader", read_only=True)
+    assert "IMDBCLF_TUNING_STORAGE" not in reader.env()  # no tuning login: its role owns the studies
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", reader.member[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", reader.member[1])
     as_reader = MlflowClient(tracking_uri=team_services.tracking_uri)
@@ -169,7 +196,12 @@ def test_the_mlflow_server_refuses_anonymous_clients_and_read_only_users_write_n
               lambda: as_reader.log_text(run.info.run_id, "planted", "model/pipeline.skops"),
               lambda: as_reader.set_registered_model_alias("guarded-model", "champion", version.version),
               lambda: as_reader.create_model_version("guarded-model", f"runs:/{run.info.run_id}/model"),
-              lambda: as_reader.delete_registered_model("guarded-model")]
+              lambda: as_reader.delete_registered_model("guarded-model"),
+              lambda: as_reader.create_experiment("readers-own"),  # the red team's second hole: a reader's
+              lambda: as_reader.create_registered_model("imdb-champion-squat")]  # own experiment, a name
+    planted = requests.put(f"{api}/mlflow-artifacts/artifacts/{experiment}/planted/artifacts/big.bin",
+                           data=bytes(5 << 20), auth=reader.member, verify=ca, timeout=60)
+    assert planted.status_code == 403
     for write in writes:
         with pytest.raises(Exception, match="403|PERMISSION_DENIED|Permission denied"):
             write()

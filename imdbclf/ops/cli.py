@@ -58,14 +58,14 @@ def predictor(model: str | None, trust: bool = False):
     import pandas as pd
 
     p = params.load()
-    tracking.setup(p)
+    experiment_id = tracking.setup(p)
     uri = model or model_registry.champion_uri(p.tracking.registered_model_prefix)
     source = uri
     try:
         if not trust:  # a checked copy of the version, removed when the process ends
             local = tempfile.mkdtemp(prefix="imdbclf-predict-")
             atexit.register(shutil.rmtree, local, ignore_errors=True)
-            source = str(model_registry.download_verified(uri, Path(local)))
+            source = str(model_registry.download_verified(uri, Path(local), experiment_id))
         pyfunc = mlflow.pyfunc.load_model(source)
     except (mlflow.exceptions.MlflowException, OSError, RuntimeError) as err:
         raise UserError(f"cannot load model {uri}: {str(err).splitlines()[0]}") from None
@@ -81,11 +81,11 @@ def serve(model: str | None, host: str, port: int, workers: int) -> None:
     from imdbclf.workspace import cache_dir
 
     p = params.load()
-    tracking.setup(p)
+    experiment_id = tracking.setup(p)
     uri = model or model_registry.champion_uri(p.tracking.registered_model_prefix)
     cache_dir("served").mkdir(parents=True, exist_ok=True)  # a fresh clone has no .cache/ yet
     local = Path(tempfile.mkdtemp(prefix="served-", dir=cache_dir("served")))
-    checked = model_registry.download_verified(uri, local)
+    checked = model_registry.download_verified(uri, local, experiment_id)
     print(f"serving {uri} (checked against its digest tag) from {checked} on {_address(host, port)}/invocations",
           flush=True)
     os.environ.update({scoring.MODEL_PATH: str(checked),

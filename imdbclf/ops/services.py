@@ -12,12 +12,13 @@ Both live in one folder (`.services/` by default): the cluster's data, the serve
 logs, generated passwords (0600), the TLS CA and certificate (`tls/`) and `services.json` (what is
 running where).
 
-Only the team gets in. The mlflow server runs MLflow's basic-auth app: anonymous requests get 401, a
-generated `admin` (password in `mlflow-admin.password`, never MLflow's default) adds members, each
-member gets the `team` role (edit every experiment and registered model) and new users get no more than
-READ. Bound to anything but loopback, both services speak TLS with a CA made at the first start (or the
-team's own files, by path): PostgreSQL with ssl=on, the workers connecting with sslmode=verify-full, and
-the mlflow server over HTTPS, its clients verifying it against the CA.
+Only the team gets in. The mlflow server runs MLflow's basic-auth app behind `team_server`: anonymous
+requests get 401, a generated `admin` (password in `mlflow-admin.password`, never MLflow's default) adds
+members, each member gets the `team` role (edit every experiment and registered model), and a login
+without it reads only: it creates nothing, and its exports carry no tuning login. Bound to anything but
+loopback, both services speak TLS with a CA made at the first start (or the team's own files, by path):
+PostgreSQL with ssl=on, the workers connecting with sslmode=verify-full, and the mlflow server over
+HTTPS, its clients verifying it against the CA.
 
 Least privilege in PostgreSQL: the cluster's superuser (`imdbclf`, its own password) logs in from this
 machine's loopback only; the tuning workers get a role (`optuna`) that owns the Optuna database and
@@ -59,14 +60,14 @@ import requests
 
 from imdbclf import processes
 from imdbclf.errors import UserError, exit_on_user_error
-from imdbclf.ops import tls
+from imdbclf.ops import team_server, tls
 
 ROLE = "imdbclf"                    # the cluster's superuser: from this machine's loopback only
 TUNING_ROLE = "optuna"              # the tuning workers: the Optuna database(s), nothing else
 MLFLOW_ROLE = "mlflow"              # the mlflow server: MLflow's database, nothing else
 DATABASES = {"mlflow": MLFLOW_ROLE, "mlflow_auth": MLFLOW_ROLE, "optuna": TUNING_ROLE}  # each and its owner
 ADMIN = "admin"                     # the mlflow server's administrator: adds members, runs no pipeline
-TEAM_ROLE = "team"                  # every member's MLflow role: edits all experiments and registered models
+TEAM_ROLE = team_server.TEAM_ROLE   # every member's MLflow role: edits all experiments and registered models
 TEAM_GRANTS = {"experiment": "EDIT", "registered_model": "EDIT"}
 MEMBER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 LOOPBACK = "127.0.0.1"
@@ -139,6 +140,7 @@ class Endpoints:
     passwords: dict[str, str]  # by role: the superuser's, the tuning workers', the mlflow server's
     ca: Path | None = None     # with TLS: the CA certificate clients verify both servers against
     member: tuple[str, str] | None = None  # the mlflow server login (name, password) the exports carry
+    read_only: bool = False    # a reader's exports: no tuning login (the tuning role owns the studies)
 
     @property
     def _url_host(self) -> str:
@@ -165,7 +167,7 @@ class Endpoints:
             env |= {"MLFLOW_TRACKING_USERNAME": self.member[0], "MLFLOW_TRACKING_PASSWORD": self.member[1]}
         if self.ca:
             env["MLFLOW_TRACKING_SERVER_CERT_PATH"] = str(self.ca)
-        return env | {"IMDBCLF_TUNING_STORAGE": self.database_uri("optuna")}
+        return env if self.read_only else env | {"IMDBCLF_TUNING_STORAGE": self.database_uri("optuna")}
 
     def export_lines(self) -> str:
         return "\n".join(f"export {key}={shlex.quote(value)}" for key, value in self.env().items())
@@ -425,7 +427,7 @@ def _start_mlflow(config: Config, endpoints: Endpoints, certificates: tls.Certif
     log = config.root / "mlflow.log"
     _write_auth_config(config, endpoints)
     host_port = f"{endpoints._url_host}:{config.mlflow_port}"
-    cmd = [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+    cmd = [sys.executable, "-m", "mlflow", "server", "--app-name", team_server.APP_NAME,
            "--artifacts-destination", str(config.artifacts.resolve()), "--serve-artifacts",
            "--host", config.host, "--port", str(config.mlflow_port), "--workers", str(config.workers),
            "--allowed-hosts", f"{endpoints._url_host},{host_port}"]
@@ -437,7 +439,11 @@ def _start_mlflow(config: Config, endpoints: Endpoints, certificates: tls.Certif
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ,
            "MLFLOW_BACKEND_STORE_URI": endpoints.local_uri(MLFLOW_ROLE, "mlflow"),
            "MLFLOW_AUTH_CONFIG_PATH": str(config.auth_config.resolve()),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": _password(config, "flask-secret")}
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": _password(config, "flask-secret"),
+           # where `--app-name` finds team_server's entry point, and the package it names
+           "PYTHONPATH": os.pathsep.join([str(team_server.ENTRY_POINT_PATH), str(Path(__file__).parents[2]),
+                                          *filter(None, [os.environ.get("PYTHONPATH")])])}
+    _bootstrap_admin(env, log)
     with open(log, "ab") as out:  # its own session: `down` stops the server and its workers as one group
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                    start_new_session=True)
@@ -452,6 +458,18 @@ def _start_mlflow(config: Config, endpoints: Endpoints, certificates: tls.Certif
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise UserError(f"mlflow server {why}; the end of {log}:\n{tail}")
         time.sleep(1)
+
+
+def _bootstrap_admin(env: dict[str, str], log: Path) -> None:
+    """The admin login, made once before the server's workers start: each of them would otherwise try to
+    make it at the first start (`mlflow server` does this itself for `basic-auth` only)."""
+    done = subprocess.run([sys.executable, "-c", "from mlflow.server.auth import bootstrap_admin_user as b; b()"],
+                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    with open(log, "a") as out:
+        out.write(done.stdout + done.stderr)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+        raise UserError(f"mlflow server: its admin login could not be made; the end of {log}:\n{tail}")
 
 
 def _stop_group(pid: int, timeout_s: float = 30) -> None:
@@ -549,7 +567,8 @@ def endpoints(config: Config, member: str | None = None) -> Endpoints:
     if not config.member_file(member).exists():
         raise UserError(f"no member '{member}' in {config.root}: add them with "
                         f"`python -m imdbclf services add-user {member}`")
-    return replace(reached, member=(member, _secret(config.member_file(member))))
+    return replace(reached, member=(member, _secret(config.member_file(member))),
+                   read_only=not _has_team_role(config, reached, member))
 
 
 def _check_member_name(name: str) -> None:
@@ -592,9 +611,16 @@ def _ensure_team_role(config: Config, endpoints: Endpoints) -> int:
     return int(role["id"])
 
 
+def _has_team_role(config: Config, endpoints: Endpoints, name: str) -> bool:
+    role_id = _ensure_team_role(config, endpoints)
+    assigned = _auth_api(config, endpoints, "GET", _auth_routes().LIST_USER_ROLES, params={"username": name})["roles"]
+    return any(int(r["id"]) == role_id for r in assigned)
+
+
 def add_member(config: Config, name: str, read_only: bool = False) -> Endpoints:
     """A login to the mlflow server for `name`, with a generated password (0600 in `members/`); a member
-    gets the team role, a read-only one stays at the default READ. Idempotent."""
+    gets the team role; a read-only one stays at the default READ, writes nothing (`team_server`), and its
+    exports carry no tuning login. Idempotent."""
     routes = _auth_routes()
     _check_member_name(name)
     reached, _ = _recorded(config)
@@ -612,7 +638,7 @@ def add_member(config: Config, name: str, read_only: bool = False) -> Endpoints:
         _auth_api(config, reached, "POST", routes.ASSIGN_ROLE, json={"username": name, "role_id": role_id})
     elif read_only and has_role:
         _auth_api(config, reached, "DELETE", routes.UNASSIGN_ROLE, json={"username": name, "role_id": role_id})
-    return replace(reached, member=(name, password))
+    return replace(reached, member=(name, password), read_only=read_only)
 
 
 def down(config: Config) -> None:
