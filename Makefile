@@ -28,13 +28,15 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 setup: $(STAMP)
 
-# A venv without the stamp is a failed or interrupted set-up: it is built afresh. A failure removes the
-# venv, so no later call takes it for ready; only a venv that make setup created (it holds $(MADE_HERE)) is
-# ever removed: a virtual environment of the user's, named with VENV=..., is left alone.
+# Its messages go to stderr: `eval "$$(make -s services)"` reads only the exports from stdout, also when
+# a fresh clone's first target sets up the venv. A venv without the stamp is a failed or interrupted
+# set-up: it is built afresh. A failure removes the venv, so no later call takes it for ready; only a venv
+# that make setup created (it holds $(MADE_HERE)) is ever removed: a virtual environment of the user's,
+# named with VENV=..., is left alone.
 MADE_HERE := $(VENV)/.made-by-make-setup
 $(STAMP): requirements.txt requirements-dev.txt
 	$(if $(filter $(PYTHON_VERSION),$(PYTHON_VERSIONS)),,$(error $(PYTHON_UNSUPPORTED)))
-	@set -eo pipefail; \
+	@set -eo pipefail; exec 1>&2; \
 	trap 'if [ -f $(MADE_HERE) ]; then rm -rf $(VENV); echo "error: make setup failed (above); $(VENV) removed: the next make setup starts afresh" >&2; else rm -f $(STAMP); echo "error: make setup failed (above)" >&2; fi' EXIT; \
 	if [ ! -e $(STAMP) ] && [ -e $(VENV) ]; then \
 	  if [ ! -f $(MADE_HERE) ]; then trap - EXIT; echo "error: $(VENV) exists but make setup did not create it (no $(notdir $(MADE_HERE))): move it away, or pick another folder with make setup VENV=..." >&2; exit 1; fi; \

@@ -51,7 +51,8 @@ class DataParams(Section):
     # Limits that a broken or hostile source hits long before the machine's memory or disk does.
     max_download_mb: float = Field(1024, gt=0)
     max_download_s: float = Field(3600, gt=0)
-    min_download_kb_s: float = Field(10, ge=0)  # over each timeout_s: a source that drips is stopped (0: none)
+    min_download_kb_s: float = Field(10, ge=0)  # a source that drips is stopped (0: no minimum)...
+    rate_window_s: float = Field(30, gt=0)      # ...its rate measured over each window of this many seconds
     max_unpacked_mb: float = Field(2048, gt=0)  # the archive's members together, unpacked
     max_file_mb: float = Field(16, gt=0)  # one member (a review, a movie list)
     max_text_chars: int = Field(100_000, gt=0)

@@ -188,12 +188,12 @@ def test_a_download_without_end_or_that_drips_is_stopped_and_names_no_password(t
 
 
 def test_a_source_that_drips_is_stopped_by_its_rate_long_before_the_total_time(tmp_path):
-    """A byte per 0.2 s never lets a read time out; the rate over each timeout_s (1 s) is far below 10 kB/s."""
+    """A byte per 0.2 s never lets a read time out; the rate over each window (1 s) is far below 10 kB/s."""
     server = Serve("drip")
     try:
         with pytest.raises(UserError) as err:
             data.fetch(server.url(), tmp_path / "raw", timeout_s=1,
-                       limits=data.Limits(download_s=3600, download_min_kb_s=10))
+                       limits=data.Limits(download_s=3600, download_min_kb_s=10, rate_window_s=1))
     finally:
         server.shutdown()
         server.server_close()

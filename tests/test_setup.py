@@ -53,7 +53,7 @@ def test_a_failing_pip_leaves_no_venv_and_no_stamp(tmp_path):
     result = make_setup(tmp_path, "3.11", pip_exit=1,
                         pip_output="ERROR: No matching distribution found for tensorflow==2.21.0")
     assert result.returncode != 0
-    assert "ERROR: No matching distribution found for tensorflow==2.21.0" in result.stdout  # pip's error, shown
+    assert "ERROR: No matching distribution found for tensorflow==2.21.0" in result.stderr  # pip's error, shown
     assert "make setup failed" in result.stderr and "removed" in result.stderr
     assert not (tmp_path / "venv").exists()
 
@@ -65,7 +65,8 @@ def test_setup_is_ready_only_once_it_completed(tmp_path):
     (venv / ".made-by-make-setup").touch()
     result = make_setup(tmp_path, "3.12", pip_output="Successfully installed numpy-2.4.6 six-1.17.0")
     assert result.returncode == 0, result.stderr
-    assert "building it afresh" in result.stdout and "installed 2 packages" in result.stdout
+    assert "building it afresh" in result.stderr and "installed 2 packages" in result.stderr
+    assert "setup:" not in result.stdout  # stdout stays free for `eval "$(make -s services)"`
     assert (venv / ".installed").exists()
     again = make_setup(tmp_path, "3.12", pip_exit=1)  # ready: nothing runs, not even the version check
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -100,7 +100,8 @@ def fetch(source: str, out: Path, sha256: str | None = None, timeout_s: float = 
         staged = tmp / "reviews"
         if is_url(source):
             archive = tmp / "archive.tar.gz"
-            download(source, archive, timeout_s, limits.download_mb, limits.download_s, limits.download_min_kb_s)
+            download(source, archive, timeout_s, limits.download_mb, limits.download_s, limits.download_min_kb_s,
+                     limits.rate_window_s)
         else:
             archive = Path(source).expanduser()
             if not archive.exists():

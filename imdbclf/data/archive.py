@@ -20,6 +20,7 @@ class Limits:
     download_mb: float | None = None
     download_s: float | None = None
     download_min_kb_s: float | None = None
+    rate_window_s: float = 30.0
     unpacked_mb: float | None = None
     file_mb: float | None = None
     text_chars: int | None = None
@@ -28,7 +29,7 @@ class Limits:
     def of(cls, settings) -> Limits:
         """From params.yaml's `data:` section (its max_* keys)."""
         return cls(download_mb=settings.max_download_mb, download_s=settings.max_download_s,
-                   download_min_kb_s=settings.min_download_kb_s or None,
+                   download_min_kb_s=settings.min_download_kb_s or None, rate_window_s=settings.rate_window_s,
                    unpacked_mb=settings.max_unpacked_mb, file_mb=settings.max_file_mb,
                    text_chars=settings.max_text_chars)
 

@@ -40,10 +40,10 @@ def sha256_of(path: Path) -> str:
 
 
 def download(url: str, dest: Path, timeout_s: float, max_mb: float | None = None,
-             max_s: float | None = None, min_kb_s: float | None = None) -> None:
+             max_s: float | None = None, min_kb_s: float | None = None, window_s: float = 30.0) -> None:
     """Stream `url` to `dest` with a progress bar; `dest` appears only when complete. `timeout_s` bounds
     each read; `max_mb` and `max_s` the whole download (a body without end); `min_kb_s` its rate over
-    each `timeout_s` (a server sending a byte now and then, never silent long enough for a read to time
+    each `window_s` (a server sending a byte now and then, never silent long enough for a read to time
     out): past any, it stops in one line and leaves nothing. A login comes from ~/.netrc (requests)."""
     import requests
 
@@ -70,7 +70,7 @@ def download(url: str, dest: Path, timeout_s: float, max_mb: float | None = None
                         raise UserError(f"data.source: {name}: the download took longer than "
                                         f"data.max_download_s ({max_s:g} s) and was stopped, at {bar.n / MB:,.1f} MB")
                     window_bytes += len(chunk)
-                    if now - window_start >= timeout_s:
+                    if now - window_start >= window_s:
                         rate = window_bytes / 1024 / (now - window_start)
                         if min_kb_s and rate < min_kb_s:
                             raise UserError(f"data.source: {name}: {rate:.2g} kB/s over the last "

@@ -189,7 +189,8 @@ def standard_frame(frame: pd.DataFrame, p, name: str, limits: Limits) -> pd.Data
 def _local_copy(source: str, tmp: Path, p, limits: Limits) -> Path:
     if is_url(source):
         path = tmp / "table"
-        download(source, path, p.timeout_s, limits.download_mb, limits.download_s, limits.download_min_kb_s)
+        download(source, path, p.timeout_s, limits.download_mb, limits.download_s, limits.download_min_kb_s,
+                 limits.rate_window_s)
         return path
     path = Path(source).expanduser()
     if not path.is_file():
