@@ -52,7 +52,8 @@ def _confusion(labels: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
 def warning(model: str, lead: dict, classes: Sequence[str], train_counts: np.ndarray) -> str:
     """The one line a stage prints for a model that does not beat the majority guess, with what to try."""
     name = selection.NAMES[lead["metric"]]
-    return (f"warning: {model} does not beat always guessing '{classes[majority(train_counts)]}' on test "
+    largest = " ".join(str(classes[majority(train_counts)]).split())[:80]  # a class name from the data: one line
+    return (f"warning: {model} does not beat always guessing '{largest}' on test "
             f"{name} (lead {lead['diff']:+.4f}, CI [{lead['ci_low']:+.4f}, {lead['ci_high']:+.4f}]): try "
             f"{model}.tune.grid.class_weight [balanced], more epochs or a smaller batch for few texts, or "
             "more labelled texts")

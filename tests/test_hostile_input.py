@@ -53,7 +53,7 @@ def test_every_make_target_that_runs_dvc_checks_params_yaml_first():
 
 HOSTILE_TEXTS = ["<script>alert(1)</script> a bad film", "see [this](javascript:alert(1)) now",
                  "![x](https://tracker.example/p.png) <img src=x onerror=alert(1)> boring"]
-HOSTILE_CLASSES = ("good|bad", "<b>meh</b>\nsecond line", "[ok](javascript:alert(2))")
+HOSTILE_CLASSES = ("good|bad", "<script>meh</script>\nsecond line", "[ok](javascript:alert(2))")
 
 
 def hostile_report() -> str:
@@ -61,12 +61,16 @@ def hostile_report() -> str:
              "test_accuracy": 0.5, "test_accuracy_std": 0.0, "seeds": 1, "macro_f1": 0.3, "roc_auc": 0.5,
              "trainable_params": 1, "train_seconds": 1.0, "texts_per_second": 1.0, "classes": list(HOSTILE_CLASSES),
              "per_class": {c: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 1} for c in HOSTILE_CLASSES},
-             "confusion_matrix": {"classes": list(HOSTILE_CLASSES), "matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}}]
+             "confusion_matrix": {"classes": list(HOSTILE_CLASSES), "matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]},
+             "loss": 1.0, "vs_majority": {"metric": "accuracy", "diff": 0.1, "ci_low": 0.0, "ci_high": 0.2,
+                                          "beats": True}}]
+    guesses = [{"model": f"majority guess (always '{HOSTILE_CLASSES[1]}')", "test_accuracy": 0.4, "macro_f1": 0.2,
+                "balanced_accuracy": 0.33, "loss": 1.1}]
     examples = [{"text": t, "m": {"label": c, "probability": 0.9}} for t, c in zip(HOSTILE_TEXTS, HOSTILE_CLASSES)]
     worst = {"m": pd.DataFrame({"text": HOSTILE_TEXTS, "label": [0, 1, 2], "predicted": [1, 2, 0],
                                 "probability": np.array([0.9, 0.8, 0.7])})}
     return markdown.markdown(rows, [], 0.95, examples, worst, {"model": "m", "metric": "accuracy"}, {},
-                             title="tickets", grouped_by="text")
+                             title="tickets", grouped_by="text", guesses=guesses)
 
 
 def test_the_report_shows_hostile_texts_and_class_names_as_text_and_keeps_its_tables():

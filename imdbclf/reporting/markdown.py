@@ -105,8 +105,8 @@ def _guesses(rows: list[dict], guesses: Sequence[dict], level: int) -> list[str]
              "| guess or model | test accuracy | macro-F1 | balanced accuracy | loss | lead over the majority guess |",
              "|---|---|---|---|---|---|"]
     for g in guesses:
-        lines.append(f"| {g['model']} | {g['test_accuracy']:.4f} | {g['macro_f1']:.4f} | {g['balanced_accuracy']:.4f} "
-                     f"| {g['loss']:.4f} | — |")
+        lines.append(f"| {cell(g['model'])} | {g['test_accuracy']:.4f} | {g['macro_f1']:.4f} | "
+                     f"{g['balanced_accuracy']:.4f} | {g['loss']:.4f} | — |")
     flagged = []
     for r in rows:
         lead = r.get("vs_majority")
