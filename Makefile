@@ -88,7 +88,7 @@ test: setup
 
 # The fast tier: unit tests, no end-to-end pipeline, team services or set-up (tests marked slow).
 test-fast: setup
-	python -m pytest -q -m 'not slow' --durations=5
+	python -m pytest -q -m 'not slow' -n $(TEST_WORKERS) --dist loadfile --durations=5
 
 lint: setup
 	ruff check .
