@@ -10,12 +10,17 @@ Writes the whole search (metrics/tune/<model>.json) and, apart, the chosen confi
 """
 
 import argparse
+import sys
 
 from imdbclf import atomic, families, outputs, params, sizing, tracking, tuning
 from imdbclf.ops import cpu_guard
 from imdbclf.ops.stage import stage
 from imdbclf.tuning import run as tuning_run
 from imdbclf.tuning import workers
+
+# Local workers (tune.workers > 1) are the command line's `tune-worker` (imdbclf/ops/cli.py): named here,
+# at the entry point, so the core starts no command of the operations layer.
+WORKER_COMMAND = (sys.executable, "-m", "imdbclf", "tune-worker")
 
 
 @stage("tune@{}")
@@ -35,7 +40,7 @@ def main(model: str) -> str:
               "tuning_storage": tuning.shown(url)}
     with tracking.stage_run(p, f"tune@{model}", logged) as run:
         tracking.log_datasets(runner.datasets)
-        results = tuning_run.search(runner, url, run.info.run_id)
+        results = tuning_run.search(runner, url, run.info.run_id, WORKER_COMMAND)
         for result in results:
             if result.reused:
                 tracking.log_reused_trial(model, result, runner.datasets)

@@ -29,6 +29,15 @@ def test_no_module_of_the_core_imports_an_operations_module():
     assert not {path: names for path, names in offenders.items() if names}
 
 
+def test_no_module_of_the_core_starts_the_command_line_of_the_operations():
+    """An import the test above cannot see: a subprocess `python -m imdbclf <command>` runs ops/cli.py.
+    The stage that needs one (tune's local workers) names the command and hands it to the core."""
+    launches = {p.relative_to(REPO).as_posix() for p in CORE
+                if any(isinstance(node, ast.Tuple | ast.List) and [getattr(e, "value", None) for e in node.elts[1:3]]
+                       == ["-m", "imdbclf"] for node in ast.walk(ast.parse(p.read_text())))}
+    assert not launches
+
+
 def test_importing_the_core_and_the_stages_changes_no_environment_variable_warning_filter_or_logger():
     modules = [".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__") for p in CORE]
     modules += [f"stages.{p.stem}" for p in sorted((REPO / "stages").glob("*.py")) if p.stem != "__init__"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+from collections.abc import Sequence
 
 import optuna
 
@@ -22,27 +22,33 @@ def local_worker_count(setting: int | str, gpus: int) -> int:
     return max(1, gpus) if setting == "auto" else int(setting)
 
 
-def start_local_workers(model: str, count: int, gpus: int, idle_exit_s: float) -> list[subprocess.Popen]:
-    """`count` worker processes on this machine, each on its own GPU (CUDA_VISIBLE_DEVICES) or, on a
-    CPU, with its share of the cores, so that they do not oversubscribe the machine."""
+def start_local_workers(command: Sequence[str], model: str, count: int, gpus: int,
+                        idle_exit_s: float) -> list[subprocess.Popen]:
+    """`count` worker processes on this machine, each `command` (the caller's: the core starts no
+    command of its own), given the model, `--idle-exit` and, on a CPU, `--threads`: each on its own GPU
+    (CUDA_VISIBLE_DEVICES) or, on a CPU, with its share of the cores, so that they do not oversubscribe
+    the machine."""
     threads = str(max(1, (os.cpu_count() or 1) // count))
     check_model_name(model)  # an argument of the command line below
     procs = []
     for i in range(count):
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus else None
-        procs.append(subprocess.Popen([sys.executable, "-m", "imdbclf", "tune-worker", model, "--idle-exit",
-                                       str(idle_exit_s), *([] if gpus else ["--threads", threads])], env=env))
+        procs.append(subprocess.Popen([*command, model, "--idle-exit", str(idle_exit_s),
+                                       *([] if gpus else ["--threads", threads])], env=env))
     return procs
 
 
-def search(runner: TrialRunner, url: str, parent_run_id: str) -> list[TrialResult]:
+def search(runner: TrialRunner, url: str, parent_run_id: str, worker_command: Sequence[str] = ()) -> list[TrialResult]:
     """Run the model's search (`tune.strategy`) to the end: with one worker the trials train in this
-    process; with several (`tune.workers`), local worker processes train them while this one waits.
-    Each trial's MLflow run is filed under `parent_run_id`, the tune stage's run."""
+    process; with several (`tune.workers`), local processes of `worker_command` train them while this one
+    waits. Each trial's MLflow run is filed under `parent_run_id`, the tune stage's run."""
     tune = runner.section.tune
     gpus = int(runner.family.runtime().get("gpus", 0))
     count = local_worker_count(tune.workers, gpus)
-    local = start_local_workers(runner.model, count, gpus, runner.settings.worker_idle_exit_s) if count > 1 else []
+    if count > 1 and not worker_command:
+        raise ValueError("several local workers need the command that starts one (worker_command)")
+    local = (start_local_workers(worker_command, runner.model, count, gpus, runner.settings.worker_idle_exit_s)
+             if count > 1 else [])
     print(f"tune@{runner.model}: {tune.strategy} search, {count} local worker(s), studies in {shown(url)}")
 
     def on_phase(study: optuna.Study) -> None:  # workers file their trials' runs under the stage's run
