@@ -146,8 +146,8 @@ def score_seed(family: Family, test: Split, val: Split, batch_size: int,
 
 def predictions_table(split: Split, proba_by_seed: dict[int, np.ndarray]) -> pd.DataFrame:
     """Per text: id, group (IMDB: movie), label and each seed's prediction, what the report's paired tests
-    read: for two classes P(positive) (`proba_seed_<s>`), for K the predicted class (`pred_seed_<s>`)
-    and its probability."""
+    read: for two classes P(positive) (`proba_seed_<s>`), for K the predicted class (`pred_seed_<s>`),
+    its probability and every class's (`class<k>_seed_<s>`, what an ensemble combines)."""
     frame = pd.DataFrame({"id": split.ids, split.group_name: split.groups, "label": split.labels})
     for seed, proba in proba_by_seed.items():
         proba = np.asarray(proba)
@@ -156,4 +156,6 @@ def predictions_table(split: Split, proba_by_seed: dict[int, np.ndarray]) -> pd.
         else:
             frame[f"pred_seed_{seed}"] = predicted_labels(proba)
             frame[f"proba_seed_{seed}"] = proba.max(axis=1)
+            for c in range(proba.shape[1]):
+                frame[f"class{c}_seed_{seed}"] = proba[:, c]
     return frame

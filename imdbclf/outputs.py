@@ -83,6 +83,17 @@ def code_manifest(model: str, stage: str) -> Path:
     return Path("metrics/code") / model / f"{stage}.txt"
 
 
+# The ensemble stage's: the same records as a model's tune, retrain and evaluate stages, in one folder
+ENSEMBLE_METRICS = Path("metrics/ensemble")
+ENSEMBLE_MODEL = Path("models/ensemble")
+
+
+def ensemble_file(name: str) -> Path:
+    """tune.json, retrain.json, eval.json, scores.json (its DVC metric), history.csv, roc.csv,
+    examples.json, predictions.parquet, val_predictions.parquet."""
+    return ENSEMBLE_METRICS / name
+
+
 REPORT_MD = Path("reports/report.md")
 REPORT_JSON = Path("metrics/report.json")
 CHAMPION_JSON = Path("metrics/champion.json")  # the report's headline: a DVC metric

@@ -202,6 +202,14 @@ class EvaluateParams(Section):
     examples: list[str] = Field(default_factory=list)
 
 
+class EnsembleParams(Section):
+    """The ensemble stage (`imdbclf.ensemble`): the models' probabilities, weighted on validation."""
+
+    enabled: bool = True
+    members: Literal["all"] | list[str] = "all"  # all: every model of `models:`
+    rounds: int = Field(20, ge=1, le=1000)  # greedy picks: each weight is a multiple of 1 / rounds
+
+
 class ReportParams(Section):
     bootstrap_samples: int = Field(2000, gt=0, le=100_000)
     confidence: float = Field(0.95, gt=0, lt=1)
@@ -228,6 +236,7 @@ class Params(Section):
     selection: SelectionParams = SelectionParams()
     sizing: SizingParams = SizingParams()
     serving: ServingParams = ServingParams()
+    ensemble: EnsembleParams = EnsembleParams()
     model_sections: dict[str, ModelParams] = Field(default_factory=dict)
 
     @field_validator("models")
@@ -240,6 +249,15 @@ class Params(Section):
         if twice:
             raise ValueError(f"lists {', '.join(twice)} more than once")
         return models
+
+    @model_validator(mode="after")
+    def _ensemble_of_listed_models(self) -> Params:
+        if "ensemble" in self.models:
+            raise ValueError("models: 'ensemble' is the ensemble stage's own name: call the model otherwise")
+        if self.ensemble.members != "all":
+            if unknown := [m for m in self.ensemble.members if m not in self.models]:
+                raise ValueError(f"ensemble.members: {', '.join(unknown)} not in models ({', '.join(self.models)})")
+        return self
 
     def model(self, name: str) -> ModelParams:
         check_model_name(name)

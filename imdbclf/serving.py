@@ -159,25 +159,31 @@ def pinned(requirements: Path = REQUIREMENTS) -> dict[str, str]:
     return pins
 
 
-def pip_requirements(family: str, requirements: Path = REQUIREMENTS) -> list[str]:
-    """The lines of requirements.txt that scoring a `family` model needs, and no other: the environment
-    that `mlflow models serve --env-manager virtualenv` or `mlflow models build-docker` builds from the
-    logged model has no DVC, Optuna or matplotlib, and a TF-IDF model's has no TensorFlow either."""
+def pip_requirements(family: str | Sequence[str], requirements: Path = REQUIREMENTS) -> list[str]:
+    """The lines of requirements.txt that scoring a `family` model (or an ensemble of these families) needs,
+    and no other: the environment that `mlflow models serve --env-manager virtualenv` or `mlflow models
+    build-docker` builds from the logged model has no DVC, Optuna or matplotlib, and a TF-IDF model's has
+    no TensorFlow either."""
     from imdbclf import families
 
-    wanted = (*SCORING_PACKAGES, *families.SCORING_PACKAGES[family])
+    names = [family] if isinstance(family, str) else list(family)
+    wanted = (*SCORING_PACKAGES, *(p for name in names for p in families.SCORING_PACKAGES[name]))
     pins = pinned(requirements)
     if missing := [name for name in wanted if canonical(name) not in pins]:
-        raise UserError(f"{requirements}: no pinned {', '.join(missing)}, which scoring a {family} model needs")
+        raise UserError(f"{requirements}: no pinned {', '.join(missing)}, which scoring a {', '.join(names)} "
+                        "model needs")
     return list(dict.fromkeys(pins[canonical(name)] for name in wanted))
 
 
-def code_files(family: str) -> list[Path]:
-    """The package's files that scoring a `family` model imports (relative to the repository root):
-    this module, the families' base and the family's module, with what they import."""
+def code_files(family: str | Sequence[str], ensemble: bool = False) -> list[Path]:
+    """The package's files that scoring a `family` model (or an ensemble of these families) imports,
+    relative to the repository root: this module, the families' base and the family's module (an
+    ensemble: `imdbclf.ensemble` and its members'), with what they import."""
     from imdbclf import families
 
-    return codedeps.closure(__name__, families.__name__, families.family_module(family))
+    names = [family] if isinstance(family, str) else list(family)
+    modules = [families.family_module(name) for name in names] + (["imdbclf.ensemble"] if ensemble else [])
+    return codedeps.closure(__name__, families.__name__, *modules)
 
 
 def log_model(model_dir: Path, registered_name: str | None, requirements: Path = REQUIREMENTS):
@@ -187,9 +193,10 @@ def log_model(model_dir: Path, registered_name: str | None, requirements: Path =
     from imdbclf import families
 
     meta = families.saved_meta(model_dir)
-    family = meta["family"]
+    scored = families.scoring_families(meta)
     with tempfile.TemporaryDirectory(prefix="imdbclf-code-") as tmp:
-        for file in code_files(family):  # a copy of the package with just these files, as it is laid out
+        code = code_files(scored, ensemble=meta["family"] == families.ENSEMBLE)
+        for file in code:  # a copy of the package with just these files, as it is laid out
             (Path(tmp) / file).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(codedeps.ROOT / file, Path(tmp) / file)
         with warnings.catch_warnings():
@@ -200,7 +207,7 @@ def log_model(model_dir: Path, registered_name: str | None, requirements: Path =
                 artifacts={"model_dir": str(model_dir)},
                 code_paths=[str(Path(tmp) / PACKAGE_DIR.name)],
                 registered_model_name=registered_name,
-                pip_requirements=pip_requirements(family, requirements),
+                pip_requirements=pip_requirements(scored, requirements),
                 signature=signature(meta.get("classes", BINARY)),
                 input_example=INPUT_EXAMPLE,
             )

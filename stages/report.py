@@ -12,6 +12,7 @@ report does not (promote it deliberately: python -m imdbclf promote <model> --ex
 import os
 
 from imdbclf import atomic, baselines, data, model_registry, outputs, params, tracking, workspace
+from imdbclf.ensemble import ENSEMBLE
 from imdbclf.ops.stage import stage
 from imdbclf.reporting import compare, figures, markdown
 
@@ -23,17 +24,20 @@ def main() -> str:
     with tracking.stage_run(p, "report", {"report": r.model_dump(), "models": p.models}):
         test, val = atomic.read_parquet(outputs.prepared("test")), atomic.read_parquet(outputs.prepared("val"))
         counts = data.read_train_counts()
-        result = compare.compare([compare.ModelOutputs.read(model) for model in p.models], test, val, r, counts,
-                                 p.selection)
+        models = [compare.ModelOutputs.read(model) for model in p.models]
+        if p.ensemble.enabled and (combined := compare.ModelOutputs.read_ensemble()) is not None:
+            models.append(combined)  # the ensemble stage's: a model like the others, which can be champion
+        result = compare.compare(models, test, val, r, counts, p.selection)
         shown = {title: f"figures/{name}.png" for name, title in figures.TITLES.items()}
         text = markdown.markdown(result.rows, result.pairs, r.confidence, result.examples, result.worst,
                                  result.champion, shown, p.tracking.experiment, result.grouped_by,
                                  guesses=result.guesses, why=result.why)
         drawn = figures.draw(result)
         for row in result.rows:  # a store that lost its registry gets the versions again from models/
-            seed_dir = outputs.seed_dir(row["model"], p.model(row["model"]).retrain.seeds[0])
+            saved = (outputs.ENSEMBLE_MODEL if row["model"] == ENSEMBLE
+                     else outputs.seed_dir(row["model"], p.model(row["model"]).retrain.seeds[0]))
             row["model_version"] = model_registry.ensure_registered(row["registered_model"], row["model_version"],
-                                                                    seed_dir)
+                                                                    saved)
         champion = result.champion["model"]
         best = next(row for row in result.rows if row["model"] == champion)
         to_promote = model_registry.find_version(prefix, champion, version=best["model_version"])

@@ -14,6 +14,7 @@ import tarfile
 import threading
 import time
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -320,6 +321,21 @@ def test_a_parquet_table_whose_columns_unpack_past_the_limit_stops_before_it_is_
         data.sources.fetch(table_data(params_dict, bomb, max_unpacked_mb=4, max_text_chars=10 << 20),
                            tmp_path / "raw")
     assert "bomb.parquet: its columns unpack to more than data.max_unpacked_mb (4)" in one_line(err)
+
+
+def test_a_parquet_table_of_one_text_repeated_counts_every_row(tmp_path, params_dict):
+    """Dictionary encoding stores a repeated text once: the file and its footer say kilobytes, the rows
+    hold 10 MB. Counted row by row (still dictionary-encoded), it is refused before it is expanded."""
+    from tests.tiny_tables import tickets
+
+    frame = pd.concat([tickets(4)] * 100, ignore_index=True).assign(text="y " * 50_000)
+    frame["ticket"] = [f"t{i}" for i in range(len(frame))]
+    bomb = tmp_path / "repeated.parquet"
+    frame.to_parquet(bomb, compression="zstd")
+    assert bomb.stat().st_size < (100 << 10)
+    with pytest.raises(UserError) as err:
+        data.sources.fetch(table_data(params_dict, bomb, max_unpacked_mb=4), tmp_path / "raw")
+    assert "repeated.parquet: its columns unpack to more than data.max_unpacked_mb (4)" in one_line(err)
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])

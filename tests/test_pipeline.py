@@ -149,6 +149,9 @@ def test_stages_that_run_no_tensorflow_family_do_not_load_it(project):
     audit = [json.loads(line) for line in (project.parent / "audit.jsonl").read_text().splitlines()]
     loaded = {" ".join([Path(r["argv"][0]).stem, *r["argv"][1:]]): r["tensorflow"] for r in audit
               if r["argv"] and "stages" in Path(r["argv"][0]).parts}
+    # the ensemble loads TensorFlow when a Keras model is one of its members (a weight above 0), else not
+    members = json.loads((project / "models" / "ensemble" / "family.json").read_text())["member_families"]
+    assert loaded.pop("ensemble") == any(f in ("lstm", "hub_encoder") for f in members.values()), members
     assert {name for name, tf in loaded.items() if not tf} == {
         "check_params", "fetch", "split", "code tfidf_logreg", "code lstm", "code bert_small", "tune tfidf_logreg",
         "retrain tfidf_logreg", "evaluate tfidf_logreg", "report"}, loaded
@@ -186,8 +189,8 @@ def test_exp_run_with_a_tune_setting_reruns_from_tune(project):
 
 def test_report_compares_models_and_names_a_champion(project):
     report = json.loads((project / "metrics/report.json").read_text())
-    assert {row["model"] for row in report["models"]} == {"lstm", "tfidf_logreg", "bert_small"}
-    assert len(report["pairs"]) == 3
+    assert {row["model"] for row in report["models"]} == {"lstm", "tfidf_logreg", "bert_small", "ensemble"}
+    assert len(report["pairs"]) == 6
     for pair in report["pairs"]:
         assert pair["ci_low"] <= pair["accuracy_diff"] <= pair["ci_high"] and 0 <= pair["mcnemar_p"] <= 1
         assert pair["mcnemar_p"] <= pair["mcnemar_p_holm"] <= 1
@@ -211,7 +214,7 @@ def test_predict_with_champion_and_model_dir_agree(project):
     texts = ["great wonderful brilliant film", "awful boring dull plot"]
     report = json.loads((project / "metrics/report.json").read_text())
     by_champion = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", *texts], project).stdout)
-    model_dir = f"models/{report['champion']}/seed_0"
+    model_dir = "models/ensemble" if report["champion"] == "ensemble" else f"models/{report['champion']}/seed_0"
     by_dir = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", "--model", model_dir, *texts],
                             project).stdout)
     assert [r["probability"] for r in by_champion] == pytest.approx([r["probability"] for r in by_dir], abs=1e-6)
@@ -300,6 +303,21 @@ def ran_stages(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
+def test_the_ensemble_is_weighted_on_validation_registered_and_predicts_as_its_saved_copy(project):
+    """Its weights (shares of the greedy picks) sum to 1; the registered version, checked and loaded as
+    `predict` loads any model, gives what the saved ensemble of the workspace gives."""
+    weights = json.loads((project / "metrics/ensemble/tune.json").read_text())["best"]["config"]
+    assert set(weights) == {"lstm", "tfidf_logreg", "bert_small"} and sum(weights.values()) == pytest.approx(1)
+    retrain = json.loads((project / "metrics/ensemble/retrain.json").read_text())
+    texts = ["great wonderful brilliant film", "awful boring dull plot"]
+    registered = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", "--model",
+                                 f"models:/imdb-ensemble/{retrain['model_version']}", *texts], project).stdout)
+    saved = json.loads(run(["python", "-m", "imdbclf", "predict", "--json", "--model", "models/ensemble", *texts],
+                           project).stdout)
+    assert [r["probabilities"] for r in registered] == [pytest.approx(r["probabilities"], abs=1e-6) for r in saved]
+    assert json.loads((project / "metrics/ensemble/scores.json").read_text())["accuracy"] > 0
+
+
 def test_edits_rerun_exactly_the_stages_whose_code_changed(project):
     with open(project / "imdbclf/reporting/markdown.py", "a") as f:
         f.write("# an edit to the report\n")
@@ -310,7 +328,7 @@ def test_edits_rerun_exactly_the_stages_whose_code_changed(project):
     ran = ran_stages(run(["dvc", "repro"], project).stdout)
     assert {"tune@lstm", "retrain@lstm", "evaluate@lstm", "report"} <= ran
     assert not {s for s in ran if not s.startswith("code@")} - {"tune@lstm", "retrain@lstm", "evaluate@lstm",
-                                                                    "report", "check-params"}
+                                                                    "ensemble", "report", "check-params"}
     tune = json.loads((project / "metrics/tune/lstm.json").read_text())
     assert not any(trial["reused"] for trial in tune["trials"])  # the family's code changed: trials retrain
 

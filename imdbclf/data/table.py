@@ -66,14 +66,41 @@ def one_reason(err: BaseException) -> str:
     return str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
 
 
+def expanded_bytes(table) -> int:
+    """The bytes a pyarrow table's columns hold once every value is its own: a dictionary-encoded
+    column (a 1 MB text repeated a thousand times is stored once) counts each row's value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            if pa.types.is_dictionary(chunk.type) and (pa.types.is_string(chunk.type.value_type)
+                                                       or pa.types.is_binary(chunk.type.value_type)):
+                lengths = pc.binary_length(chunk.dictionary).take(chunk.indices)
+                total += int(pc.sum(lengths).as_py() or 0) + 4 * len(chunk)
+            else:
+                total += chunk.nbytes
+    return total
+
+
+def text_columns(schema) -> list[str]:
+    import pyarrow as pa
+
+    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_binary(f.type)]
+
+
 def _parquet(path: Path, columns: list[str], limits: Limits, name: str) -> pd.DataFrame:
     """The given columns of a Parquet file (those it has), refused in one line when they are nested (a
     struct or list where a text belongs) or unpack to more than data.max_unpacked_mb: declared in its
-    footer, and counted again row group by row group as they are read."""
+    footer, and counted again row group by row group, texts kept dictionary-encoded until the whole is
+    known to fit (a repeated text is stored once in the file and would be copied per row)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(path, read_dictionary=[c for c in text_columns(parquet.schema_arrow) if c in columns])
     schema = parquet.schema_arrow
     present = [c for c in columns if c in schema.names]
     for column in present:
@@ -90,10 +117,13 @@ def _parquet(path: Path, columns: list[str], limits: Limits, name: str) -> pd.Da
     groups, read = [], 0
     for i in range(meta.num_row_groups):
         groups.append(parquet.read_row_group(i, columns=present))
-        read += groups[-1].nbytes
+        read += expanded_bytes(groups[-1])
         if limit and read > limit:
             raise too_big
-    frame = (pa.concat_tables(groups) if groups else schema.empty_table().select(present)).to_pandas()
+    table = pa.concat_tables(groups) if groups else schema.empty_table().select(present)
+    table = table.cast(pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                                  for f in table.schema]))
+    frame = table.to_pandas()
     frame.attrs["columns"] = list(schema.names)  # what a missing column's error lists
     return frame
 

@@ -9,6 +9,7 @@ maps names to families (docs/extending.md: adding one).
 from imdbclf.data import Split
 from imdbclf.families.base import EpochLogger, Family, FitOptions, StepTiming, best_epoch, predicted_labels
 from imdbclf.families.registry import (
+           ENSEMBLE,
            REGISTRY,
            SCORING_PACKAGES,
            create,
@@ -18,9 +19,10 @@ from imdbclf.families.registry import (
            load_verified,
            saved_family,
            saved_meta,
+           scoring_families,
 )
 from imdbclf.settings import Strict, hyperparameters
 
-__all__ = ["REGISTRY", "SCORING_PACKAGES", "EpochLogger", "Family", "FitOptions", "Split", "StepTiming", "Strict",
-           "best_epoch", "create", "family_class", "family_module", "hyperparameters", "load", "load_verified",
-           "predicted_labels", "saved_family", "saved_meta"]
+__all__ = ["ENSEMBLE", "REGISTRY", "SCORING_PACKAGES", "EpochLogger", "Family", "FitOptions", "Split", "StepTiming",
+           "Strict", "best_epoch", "create", "family_class", "family_module", "hyperparameters", "load",
+           "load_verified", "predicted_labels", "saved_family", "saved_meta", "scoring_families"]

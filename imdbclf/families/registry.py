@@ -65,6 +65,19 @@ def saved_family(path: Path) -> str:
     return saved_meta(path)["family"]
 
 
+ENSEMBLE = "ensemble"  # a saved ensemble (`imdbclf.ensemble`): members' saved families and their weights
+
+
+def scoring_families(meta: dict) -> list[str]:
+    """The families whose code scoring a saved model runs: its own, or an ensemble's members'."""
+    return sorted(set(meta["member_families"].values())) if meta["family"] == ENSEMBLE else [meta["family"]]
+
+
+def loads_only_data(path: Path) -> bool:
+    """Whether loading the saved model at `path` can run no code (every family it holds says so)."""
+    return all(family_class(f).loads_only_data for f in scoring_families(saved_meta(path)))
+
+
 def load_verified(path: Path, root: Path, trust: bool = False) -> Family:
     """A saved family of the workspace at `root`, after its files are checked against the md5s DVC
     recorded (`integrity`); one that no dvc.lock output holds is loaded only if its format cannot run
@@ -73,7 +86,7 @@ def load_verified(path: Path, root: Path, trust: bool = False) -> Family:
     expected = integrity.dvc_digests(path, root)
     if expected is not None:
         integrity.verify(path, expected, f"{integrity.LOCK_FILE} (through DVC's cache)")
-    elif not trust and not family_class(saved_family(path)).loads_only_data:
+    elif not trust and not loads_only_data(path):
         raise UserError(f"{path}: no {integrity.LOCK_FILE} output holds it, so its files cannot be checked, and a "
                         f"{saved_family(path)} model can run code when loaded: reproduce it with `dvc repro`, or "
                         "vouch for it (--trust)")
@@ -87,6 +100,10 @@ def load(path: Path) -> Family:
         raise UserError(f"{path}: not a saved model directory (no {FAMILY_FILE})")
     try:
         meta = json.loads((path / FAMILY_FILE).read_text())
+        if meta["family"] == ENSEMBLE:
+            from imdbclf.ensemble import Ensemble  # here: the ensemble loads its members through this module
+
+            return Ensemble.load(path)
         cls = family_class(meta["family"])
         family = cls._load(path, cls.Config.model_validate(meta["config"]))
         family.classes = tuple(meta.get("classes", family.classes))  # IMDB's two: saved before classes were

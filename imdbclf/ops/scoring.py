@@ -85,6 +85,14 @@ class Guard:
         meta = parquet.metadata
         unpacked = sum(meta.row_group(i).column(j).total_uncompressed_size
                        for i in range(meta.num_row_groups) for j in range(meta.num_columns))
+        if unpacked <= self.max_bytes:  # what the footer declares fits: count each row's text, decoded as stored
+            from imdbclf.data.table import expanded_bytes, text_columns
+
+            try:
+                stored = pq.read_table(io.BytesIO(body), read_dictionary=text_columns(parquet.schema_arrow))
+            except Exception as err:  # noqa: BLE001 - pyarrow fails on a bad file in many types
+                return f"the body is not a readable Parquet file ({one_line(err, 100)})"
+            unpacked = expanded_bytes(stored)
         if unpacked > self.max_bytes:
             return (f"a Parquet body that unpacks to {unpacked:,} bytes, over the limit of {self.max_bytes:,} "
                     "(serving.max_request_mb in params.yaml): send fewer texts per request")

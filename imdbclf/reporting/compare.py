@@ -14,6 +14,7 @@ from sklearn.metrics import log_loss
 from imdbclf import baselines, outputs, selection, significance
 from imdbclf.atomic import read_json, read_parquet
 from imdbclf.data import group_column
+from imdbclf.ensemble import ENSEMBLE
 from imdbclf.params import ReportParams
 from imdbclf.reporting.markdown import most_confidently_wrong
 from imdbclf.settings.selection import SelectionParams
@@ -56,6 +57,17 @@ class ModelOutputs:
                    read_parquet(outputs.predictions(model, "val")), pd.read_csv(outputs.history(model)),
                    pd.read_csv(outputs.eval_dir(model) / "roc.csv"),
                    read_json(outputs.eval_dir(model) / "examples.json"))
+
+    @classmethod
+    def read_ensemble(cls) -> ModelOutputs | None:
+        """The ensemble stage's records, in the same shape as a model's; None when it made no ensemble."""
+        at = outputs.ensemble_file
+        if not at("eval.json").exists() or (evaluation := read_json(at("eval.json"))).get("ensemble", "") is None:
+            return None
+        no_epochs = pd.DataFrame(columns=["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
+        return cls(ENSEMBLE, read_json(at("tune.json")), read_json(at("retrain.json")), evaluation,
+                   read_parquet(at("predictions.parquet")), read_parquet(at("val_predictions.parquet")), no_epochs,
+                   pd.read_csv(at("roc.csv")), read_json(at("examples.json")))
 
     def row(self, val_accuracy: tuple[float, float, float]) -> dict[str, Any]:
         """The model's line in the report's table."""

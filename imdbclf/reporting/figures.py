@@ -38,7 +38,7 @@ def plot_histories(histories: Mapping[str, pd.DataFrame], best_epochs: Mapping[s
     """
     best_epochs = best_epochs or {}
     curves = {name: frame for name, frame in histories.items() if len(frame) > 1}
-    notes = [_single_epoch_note(name, frame) for name, frame in histories.items() if len(frame) <= 1]
+    notes = [_single_epoch_note(name, frame) for name, frame in histories.items() if len(frame) == 1]
     note_height = 0.3 * len(notes) + (0.2 if notes else 0)
     if not curves:
         notes.insert(0, "Train vs validation per epoch: no model trained for more than one epoch.")
