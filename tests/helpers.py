@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,17 @@ NOISE = re.compile(r"absl::InitializeLog|^[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|on
                    r"cuda drivers|^WARNING:(tensorflow|absl)|^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INFO mlflow|"
                    r"Successfully registered model|Created version '|Downloading artifacts|UserWarning|"
                    r"Passing a Python object as `python_model`", re.M)
+
+
+def wait_until(condition, timeout_s: float = 60.0, every_s: float = 0.05) -> bool:
+    """Poll `condition` until it holds (True) or `timeout_s` passes (False): a test waits on what it
+    needs, never a fixed time, which a busy machine may not honour."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every_s)
+    return True
 
 
 def free_port() -> int:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from imdbclf.errors import UserError
 from imdbclf.ops import caches
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_until
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_clear_refuses_while_a_stage_of_the_workspace_runs(workspace):
     stage = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "stages.tune", "lstm"],
                              cwd=workspace)
     try:
-        time.sleep(0.2)
+        assert wait_until(lambda: "stages.tune" in " ".join(psutil.Process(stage.pid).cmdline()))  # in the table
         with pytest.raises(UserError, match=rf"not clearing while this workspace runs {stage.pid}: .*stages\.tune"):
             caches.clear(workspace)
         assert (workspace / ".cache/features/0123.npz").exists()

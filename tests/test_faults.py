@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from imdbclf import atomic, params, tracking
 from imdbclf.errors import UserError
-from tests.helpers import REPO
+from tests.helpers import REPO, wait_until
 
 # A stage-like program: a stage run with a trial child run that sleeps until it is signalled.
 SLEEPER = textwrap.dedent("""
@@ -112,8 +112,8 @@ def test_runs_of_other_hosts_are_closed_when_their_heartbeat_stops(tmp_path, sto
     unknown = client.create_run(experiment_id, tags=elsewhere)  # older code, no heartbeat: not judged
     with tracking.stage_run(p, "tune@lstm") as run:
         first = client.get_run(run.info.run_id).data.tags["heartbeat"]
-        time.sleep(2.5)  # this run's own heartbeat moves on while it is open
-        assert client.get_run(run.info.run_id).data.tags["heartbeat"] > first
+        # this run's own heartbeat moves on while it is open (a tag in whole seconds: a second at least)
+        assert wait_until(lambda: client.get_run(run.info.run_id).data.tags["heartbeat"] > first)
     closed = client.get_run(silent.info.run_id)
     assert closed.info.status == "KILLED"
     assert "no heartbeat from process 4242 on another-machine" in closed.data.tags["killed_because"]
