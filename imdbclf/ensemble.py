@@ -61,6 +61,27 @@ def greedy_path(probas: Mapping[str, np.ndarray], labels: np.ndarray, metric: st
     return path
 
 
+def out_of_fold(probas: Mapping[str, np.ndarray], labels: np.ndarray, groups: np.ndarray | None, metric: str,
+                rounds: int, folds: int, seed: int) -> np.ndarray:
+    """Validation probabilities of the ensemble that no text's own weights saw: the groups (IMDB: movies)
+    dealt into `folds`, each fold combined with the weights chosen on the others. What the report judges
+    the ensemble by on validation: its weights were chosen there, so scoring them on the same texts
+    would flatter it against models that were only tuned there."""
+    n = len(labels)
+    keys = np.asarray(groups if groups is not None else np.arange(n)).astype(str)
+    unique = np.unique(keys)
+    fold_of = dict(zip(unique, np.random.default_rng(seed).permutation(len(unique)) % folds))
+    fold = np.array([fold_of[key] for key in keys])
+    combined = np.zeros_like(next(iter(probas.values())), dtype=np.float64)
+    for f in range(folds):
+        held, rest = fold == f, fold != f
+        if not held.any():
+            continue
+        weights = greedy_path({m: p[rest] for m, p in probas.items()}, labels[rest], metric, rounds)[-1]
+        combined[held] = combine({m: p[held] for m, p in probas.items()}, weights)
+    return combined
+
+
 def probabilities(frame: pd.DataFrame, k: int, seed: int) -> np.ndarray:
     """A seed's (n, K) probabilities from an evaluate predictions table (`evaluation.predictions_table`)."""
     if k == 2:
@@ -87,9 +108,10 @@ class Ensemble:
     def load(cls, path: Path) -> Ensemble:
         from imdbclf.families import registry
 
+        names = registry.ensemble_members(path)  # checked: what it declares is what loads
         meta = json.loads((Path(path) / FAMILY_FILE).read_text())
-        members = {m: registry.load(Path(path) / MEMBERS_DIR / m) for m in meta["weights"]}
-        return cls(members, meta["weights"], meta["classes"])
+        members = {m: registry.load(Path(path) / MEMBERS_DIR / m) for m in names}
+        return cls(members, {m: float(meta["weights"][m]) for m in names}, meta["classes"])
 
 
 def save(path: Path, member_dirs: Mapping[str, Path], weights: Mapping[str, float], classes: Sequence[str],

@@ -43,6 +43,8 @@ def format_validation_error(err, prefix: str = "") -> str:
     if first["type"] == "missing":
         return f"{PARAMS_FILE}: missing key '{loc}'"
     message = first["msg"].removeprefix("Value error, ")
+    if not loc:  # a check of the whole file names its keys in the message
+        return f"{PARAMS_FILE}: {message}"
     got = repr(first.get("input"))
     got = re.sub(r"(://)[^/@?#'\"]*@", r"\1…@", got)  # a URL's login is not printed
     return f"{PARAMS_FILE}: {loc}: {message} (got {got[:200]}{'…' if len(got) > 200 else ''})"

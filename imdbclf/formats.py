@@ -1,10 +1,16 @@
-"""What a source's name says it is: a table's file name ends with one of these (before an optional .gz);
-anything else (a .tar.gz, a directory) is the aclImdb archive. Read by params (`data.format: auto`) and
-the table reader (`data.table_format: auto`) alike."""
+"""What a name says: a table's file name ends with one of these (before an optional .gz), anything else
+(a .tar.gz, a directory) is the aclImdb archive — read by params (`data.format: auto`) and the table
+reader (`data.table_format: auto`) alike; and what a model's name may be (params, the registry)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# A model's name becomes a DVC stage (`tune@<name>`), a path (`models/<name>`) and an argument of a
+# command DVC's shell runs: a letter, then letters, digits and underscores, so it can be none of the
+# shell's, YAML's or a path's special characters.
+MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
                  ".jsonl": "jsonl", ".ndjson": "jsonl"}

@@ -207,7 +207,10 @@ def promote_version(prefix: str, model: str, source: ModelVersion) -> ModelVersi
 def record_move(name: str, version: str) -> None:
     """Who moved the champion alias, and when: on the version, and as params of the run doing it (if any),
     which stay as logged. Whoever can move the alias can publish a model: this says who did."""
-    who = os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser()
+    try:
+        who = os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser()
+    except (KeyError, OSError):  # a uid without a passwd entry (a container)
+        who = f"uid {os.getuid()}"
     when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     tag_version(name, version, {"imdbclf.promoted_by": who, "imdbclf.promoted_at": when})
     if (run := mlflow.active_run()) is not None:

@@ -16,15 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from imdbclf import settings
 from imdbclf.errors import PARAMS_FILE, UserError, format_validation_error
-from imdbclf.formats import table_suffix
+from imdbclf.formats import MODEL_NAME, table_suffix
 from imdbclf.settings.selection import SelectionParams
 from imdbclf.settings.sizing import SizingParams
 
 MAX_PARAMS_BYTES = 1 << 20  # params.yaml is a page of settings; a bigger file is not one
-# A model's name becomes a DVC stage (`tune@<name>`), a path (`models/<name>`) and an argument of a
-# command DVC's shell runs: a letter, then letters, digits and underscores, so it can be none of the
-# shell's, YAML's or a path's special characters.
-MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what NumPy, TensorFlow and scikit-learn accept
 
 
@@ -208,6 +204,7 @@ class EnsembleParams(Section):
     enabled: bool = True
     members: Literal["all"] | list[str] = "all"  # all: every model of `models:`
     rounds: int = Field(20, ge=1, le=1000)  # greedy picks: each weight is a multiple of 1 / rounds
+    folds: int = Field(5, ge=2, le=50)  # validation judged out of fold: each group's weights chosen on the others
 
 
 class ReportParams(Section):
@@ -257,6 +254,8 @@ class Params(Section):
         if self.ensemble.members != "all":
             if unknown := [m for m in self.ensemble.members if m not in self.models]:
                 raise ValueError(f"ensemble.members: {', '.join(unknown)} not in models ({', '.join(self.models)})")
+            if len(set(self.ensemble.members)) != len(self.ensemble.members) or len(self.ensemble.members) < 2:
+                raise ValueError("ensemble.members: name at least two different models, or all")
         return self
 
     def model(self, name: str) -> ModelParams:

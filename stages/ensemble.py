@@ -84,8 +84,12 @@ def main() -> str:
             scores = evaluation.classification_metrics(val.labels, combined, classes)
             path.append({"config": weights, "val_accuracy": scores["accuracy"], "val_loss": scores["loss"],
                          "val_score": selection.score(metric, val.labels, combined)})
+        # validation judged out of fold: the weights were chosen there (the search's path above is in-sample)
+        val_proba = ensemble.out_of_fold(val_probas, val.labels, val.groups, metric, p.ensemble.rounds,
+                                         p.ensemble.folds, p.report.seed)
+        val_scores = evaluation.classification_metrics(val.labels, val_proba, classes)
         search_s = time.perf_counter() - started
-        val_proba, test_proba = ensemble.combine(val_probas, weights), ensemble.combine(test_probas, weights)
+        test_proba = ensemble.combine(test_probas, weights)
 
         kept = [m for m, w in weights.items() if w > 0]
         member_dirs = {m: outputs.seed_dir(m, p.model(m).retrain.seeds[0]) for m in kept}
@@ -108,14 +112,15 @@ def main() -> str:
         member_evals = {m: atomic.read_json(outputs.eval_metrics(m)) for m in kept}
         member_retrains = {m: atomic.read_json(outputs.retrain_metrics(m)) for m in kept}
         speed = 1 / sum(1 / member_evals[m]["texts_per_second"] for m in kept)  # members score one after another
-        seed = {"seed": 0, **test_scores, "texts_per_second": speed, "val_accuracy": path[-1]["val_accuracy"],
-                "val_loss": path[-1]["val_loss"]}
+        seed = {"seed": 0, **test_scores, "texts_per_second": speed, "val_accuracy": val_scores["accuracy"],
+                "val_loss": val_scores["loss"]}
         lead = baselines.lead_over_majority(test.labels, predicted_labels(test_proba), counts, metric, p.report,
                                             test.groups)
         result = {**evaluation.summarize_seeds([seed], evaluation.SUMMARIZED), "classes": list(classes),
                   "confusion_matrix": test_scores["confusion_matrix"], "per_class": test_scores["per_class"],
                   "seeds": [seed], "test_texts": len(test), "val_texts": len(val), "metric": metric,
-                  "val_score": path[-1]["val_score"], "vs_majority": lead, "weights": weights}
+                  "val_score": selection.score(metric, val.labels, val_proba), "vs_majority": lead, "weights": weights,
+                  "val_out_of_fold": p.ensemble.folds, "val_in_sample": path[-1]["val_accuracy"]}
         retrain = {"trainable_params": sum(member_retrains[m]["trainable_params"] for m in kept),
                    "train_seconds": search_s + sum(member_retrains[m]["train_seconds"] for m in kept),
                    "seeds": [{"seed": 0, "best_epoch": 0}], "registered_model": f"{prefix}ensemble",

@@ -69,3 +69,38 @@ def test_a_saved_ensemble_loads_scores_as_its_members_combined_and_is_logged_as_
     requirements = serving.pip_requirements(["tfidf_logreg", "nb_logreg"])
     assert any(r.startswith("skops") for r in requirements)
     assert not any(r.startswith("tensorflow") for r in requirements)
+
+
+def test_validation_out_of_fold_is_never_scored_with_weights_chosen_on_the_same_texts():
+    labels = np.random.default_rng(0).integers(0, 2, 600)
+    probas = {"good": noisy(labels, 2, 0.9, 1), "poor": noisy(labels, 2, 0.5, 2)}
+    groups = np.repeat(np.arange(60), 10)  # ten texts per movie: a movie's texts share a fold
+    oof = ensemble.out_of_fold(probas, labels, groups, "accuracy", 5, 5, 0)
+    assert oof.shape == (600, 2) and np.allclose(oof.sum(axis=1), 1)
+    assert (oof.argmax(axis=1) == labels).mean() > 0.8
+
+
+def test_a_saved_ensemble_that_declares_other_members_than_it_holds_is_refused(params_dict, tmp_path):
+    """Its family.json could otherwise call a Keras member a TF-IDF one (loads_only_data) or name a path."""
+    import json
+
+    from imdbclf.errors import UserError
+
+    p = params.parse(params_dict)
+    train, test = three_classes(12)
+    family = families.create("tfidf_logreg", p.model("tfidf_logreg"))
+    family.fit(train, test, families.hyperparameters("tfidf_logreg", p.model("tfidf_logreg"),
+                                                     {"C": 1.0, "ngram_max": 1, "min_df": 1}),
+               families.FitOptions(epochs=1))
+    family.save(tmp_path / "member")
+    ensemble.save(tmp_path / "e", {"a": tmp_path / "member", "b": tmp_path / "member"}, {"a": 0.5, "b": 0.5},
+                  train.classes, {"a": "tfidf_logreg", "b": "tfidf_logreg"})
+    meta_path = tmp_path / "e" / "family.json"
+    meta = json.loads(meta_path.read_text())
+    for forged, message in (({**meta, "member_families": {"a": "lstm", "b": "tfidf_logreg"}}, "declares lstm"),
+                            ({**meta, "weights": {"../../x": 1.0}, "member_families": {"../../x": "tfidf_logreg"}},
+                             "not a model"),
+                            ({**meta, "weights": {"a": 1.0}}, "names no members")):
+        meta_path.write_text(json.dumps(forged))
+        with pytest.raises(UserError, match=message):
+            families.load(tmp_path / "e")

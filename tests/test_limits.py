@@ -313,6 +313,20 @@ def test_a_gzipped_table_is_read_and_one_that_unpacks_past_the_limit_stops_in_on
     assert not (tmp_path / "raw2").exists()
 
 
+def test_a_damaged_gzip_table_is_one_line(tmp_path, params_dict):
+    import gzip
+
+    from tests.tiny_tables import tickets
+
+    damaged = tmp_path / "damaged.csv.gz"
+    packed = bytearray(gzip.compress(tickets(4).to_csv(index=False).encode() * 50))
+    packed[len(packed) // 2: len(packed) // 2 + 64] = bytes(64)
+    damaged.write_bytes(bytes(packed))
+    with pytest.raises(UserError) as err:
+        data.sources.fetch(table_data(params_dict, damaged), tmp_path / "raw")
+    assert "damaged.csv.gz: not a readable compressed file" in one_line(err)
+
+
 def test_a_parquet_table_whose_columns_unpack_past_the_limit_stops_before_it_is_read(tmp_path, params_dict):
     bomb = tmp_path / "bomb.parquet"
     big_tickets(8).to_parquet(bomb, compression="zstd")

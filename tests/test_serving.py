@@ -340,6 +340,50 @@ def test_the_guarded_server_scores_and_answers_abuse_in_one_short_line(guarded):
     assert bad["nested"].json()["message"] == "the JSON body is nested too deeply"
 
 
+def test_the_team_server_refuses_a_readers_writes_however_the_login_is_written():
+    """MLflow reads a Basic login leniently (any whitespace, base64 unvalidated, X-MLflow-Authorization
+    too): a credential the guard cannot read, or two different ones, on a write is refused, not passed."""
+    import asyncio
+    import base64
+
+    from imdbclf.ops.team_server import ReadersRead
+
+    roles = {("reader", "pw"): False, ("member", "pw"): True}
+    passed = []
+
+    async def app(scope, receive, send):
+        passed.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    guard = ReadersRead(app, writer=lambda name, password: roles.get((name, password)))
+
+    def status(method: str, path: str, *headers: tuple[bytes, bytes]) -> int:
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        asyncio.run(guard({"type": "http", "method": method, "path": path, "headers": list(headers)}, receive, send))
+        return sent[0]["status"]
+
+    reader, member = base64.b64encode(b"reader:pw"), base64.b64encode(b"member:pw")
+    create = "/api/2.0/mlflow/experiments/create"
+    assert status("POST", "/api/2.0/mlflow/runs/search", (b"authorization", b"Basic " + reader)) == 200  # a read
+    for headers in ([(b"authorization", b"Basic " + reader)], [(b"authorization", b"Basic\t" + reader)],
+                    [(b"authorization", b"Basic cmVh!ZGVyOnB3")], [(b"x-mlflow-authorization", b"basic " + reader)],
+                    [(b"authorization", b"Basic " + member), (b"authorization", b"Basic " + reader)],
+                    [(b"authorization", b"Bearer something")]):
+        assert status("POST", create, *headers) == 403, headers
+    for path in ("/api/3.0/mlflow/review-queues/get-or-create-user", "/api/2.0/mlflow-artifacts/mpu/create/x/search"):
+        assert status("POST", path, (b"authorization", b"Basic " + reader)) == 403, path
+    assert status("POST", create, (b"authorization", b"Basic " + member)) == 200
+    assert status("POST", create) == 200  # no login at all: MLflow's own authentication answers it (401)
+
+
 def parquet_body(frame) -> bytes:
     import io
 

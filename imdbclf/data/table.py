@@ -12,6 +12,7 @@ import gzip
 import lzma
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -57,7 +58,7 @@ def unpacked(path: Path, tmp: Path, limits: Limits, name: str) -> Path:
                 total += len(chunk)
                 if limit and total > limit:
                     raise UserError(f"{name}: unpacks to more than data.max_unpacked_mb ({limits.unpacked_mb:g})")
-    except (OSError, EOFError, lzma.LZMAError) as err:
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as err:
         raise UserError(f"{name}: not a readable compressed file ({one_reason(err)})") from None
     return out
 
@@ -87,8 +88,9 @@ def expanded_bytes(table) -> int:
 def text_columns(schema) -> list[str]:
     import pyarrow as pa
 
-    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-            or pa.types.is_binary(f.type)]
+    kinds = [pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary,
+             getattr(pa.types, "is_string_view", lambda t: False), getattr(pa.types, "is_binary_view", lambda t: False)]
+    return [f.name for f in schema if any(kind(f.type) for kind in kinds)]
 
 
 def _parquet(path: Path, columns: list[str], limits: Limits, name: str) -> pd.DataFrame:
@@ -108,9 +110,11 @@ def _parquet(path: Path, columns: list[str], limits: Limits, name: str) -> pd.Da
             raise UserError(f"{name}: column '{column}' is nested ({schema.field(column).type}): "
                             "texts, labels, groups and ids must be plain values")
     limit = limits.unpacked_mb * MB if limits.unpacked_mb else None
-    meta, indices = parquet.metadata, [schema.get_field_index(c) for c in present]
+    meta = parquet.metadata
+    leaves = [j for j in range(meta.num_columns) if meta.schema.column(j).path.split(".")[0] in present]
     declared = sum(meta.row_group(i).column(j).total_uncompressed_size
-                   for i in range(meta.num_row_groups) for j in indices)
+                   for i in range(meta.num_row_groups) for j in leaves)
+    declared += meta.num_rows * 8 * len(present)  # each row's offsets and indices, however it is encoded
     too_big = UserError(f"{name}: its columns unpack to more than data.max_unpacked_mb ({limits.unpacked_mb:g})")
     if limit and declared > limit:
         raise too_big

@@ -10,6 +10,7 @@ from pathlib import Path
 from imdbclf import environment, integrity, settings
 from imdbclf.errors import UserError
 from imdbclf.families.base import FAMILY_FILE, Family
+from imdbclf.formats import MODEL_NAME
 
 # family name -> "module:Class"; imported lazily so the TF-free baseline does not load TensorFlow.
 # Each family's settings are in imdbclf.settings.<family name> (`settings.BY_FAMILY`, the same names).
@@ -73,9 +74,28 @@ def scoring_families(meta: dict) -> list[str]:
     return sorted(set(meta["member_families"].values())) if meta["family"] == ENSEMBLE else [meta["family"]]
 
 
+def ensemble_members(path: Path) -> dict[str, str]:
+    """A saved ensemble's members (name → family), each checked against the member's own family.json:
+    what loading it will load is what it declares (a name is a model name, not a path; no member is an
+    ensemble), else a UserError naming the directory."""
+    path = Path(path)
+    meta = saved_meta(path)
+    declared, weights = meta.get("member_families"), meta.get("weights")
+    if not isinstance(declared, dict) or not isinstance(weights, dict) or set(declared) != set(weights):
+        raise UserError(f"{path}: not a saved ensemble (its {FAMILY_FILE} names no members with their weights)")
+    for name, family in declared.items():
+        member = path / "members" / name
+        if not MODEL_NAME.fullmatch(name) or family == ENSEMBLE or family not in REGISTRY:
+            raise UserError(f"{path}: member {name!r} ({family}) is not a model of a known family")
+        if saved_family(member) != family:
+            raise UserError(f"{member}: a {saved_family(member)} model, but the ensemble declares {family}")
+    return dict(declared)
+
+
 def loads_only_data(path: Path) -> bool:
     """Whether loading the saved model at `path` can run no code (every family it holds says so)."""
-    return all(family_class(f).loads_only_data for f in scoring_families(saved_meta(path)))
+    families = (ensemble_members(path).values() if saved_family(path) == ENSEMBLE else [saved_family(path)])
+    return all(family_class(f).loads_only_data for f in families)
 
 
 def load_verified(path: Path, root: Path, trust: bool = False) -> Family:

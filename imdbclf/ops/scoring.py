@@ -36,7 +36,9 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
+        headers: dict[bytes, bytes] = {}
+        for key, value in scope.get("headers") or []:  # the first of each, as the scoring app reads them
+            headers.setdefault(key.lower(), value)
         declared = headers.get(b"content-length", b"").decode() or "0"
         if declared.isdigit() and int(declared) > self.max_bytes:
             return await self._error(send, 413, "REQUEST_TOO_LARGE", self._too_large(int(declared)))
@@ -49,12 +51,13 @@ class Guard:
             more = message.get("more_body", False)
             if len(body) > self.max_bytes:
                 return await self._error(send, 413, "REQUEST_TOO_LARGE", self._too_large(len(body)))
-        if b"parquet" in headers.get(b"content-type", b"") and body:
+        mime = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if b"parquet" in mime and body:
             if problem := self._parquet_problem(body):
                 status = 413 if "unpacks" in problem else 400
                 return await self._error(send, status, "REQUEST_TOO_LARGE" if status == 413 else "BAD_REQUEST",
                                          problem)
-        if b"json" in headers.get(b"content-type", b"") and body:
+        if b"json" in mime and body:
             try:
                 json.loads(body)
             except RecursionError:
@@ -83,6 +86,9 @@ class Guard:
         except Exception as err:  # noqa: BLE001 - pyarrow fails on a bad file in many types
             return f"the body is not a Parquet file ({one_line(err, 100)})"
         meta = parquet.metadata
+        if meta.num_rows * 8 > self.max_bytes:  # each row's offsets and indices alone, however it is encoded
+            return (f"a Parquet body of {meta.num_rows:,} rows, which unpacks to more than the limit of "
+                    f"{self.max_bytes:,} bytes (serving.max_request_mb in params.yaml): send fewer texts per request")
         unpacked = sum(meta.row_group(i).column(j).total_uncompressed_size
                        for i in range(meta.num_row_groups) for j in range(meta.num_columns))
         if unpacked <= self.max_bytes:  # what the footer declares fits: count each row's text, decoded as stored

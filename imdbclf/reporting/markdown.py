@@ -18,6 +18,9 @@ from imdbclf.significance import mean_std
 # What Markdown would read as markup in a line of text (links and images need their brackets, emphasis,
 # code, a table's cell border); HTML's own characters are escaped apart, as entities.
 MARKDOWN_MARKUP = re.compile(r"([\\`*_\[\]|~])")
+# What a Markdown renderer would turn into a link on its own (GitHub: bare URLs, www., e-mail addresses):
+# a zero-width space after the scheme's colon, "www" or "@" keeps it text.
+AUTOLINK = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*:(?=//)|\bwww(?=\.)|@)")
 
 
 def cell(value: object, limit: int | None = None) -> str:
@@ -28,7 +31,7 @@ def cell(value: object, limit: int | None = None) -> str:
     plain = texts.normalize(str(value))
     if limit is not None and len(plain) > limit:
         plain = plain[:limit] + "…"
-    return html.escape(MARKDOWN_MARKUP.sub(r"\\\1", plain), quote=False)
+    return html.escape(AUTOLINK.sub("\\1\u200b", MARKDOWN_MARKUP.sub(r"\\\1", plain)), quote=False)
 
 
 def most_confidently_wrong(frame: pd.DataFrame, proba: np.ndarray, predicted: np.ndarray, n: int,
