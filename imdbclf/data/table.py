@@ -76,8 +76,7 @@ def expanded_bytes(table) -> int:
     total = 0
     for column in table.columns:
         for chunk in column.chunks:
-            if pa.types.is_dictionary(chunk.type) and (pa.types.is_string(chunk.type.value_type)
-                                                       or pa.types.is_binary(chunk.type.value_type)):
+            if pa.types.is_dictionary(chunk.type) and is_text_type(chunk.type.value_type):
                 lengths = pc.binary_length(chunk.dictionary).take(chunk.indices)
                 total += int(pc.sum(lengths).as_py() or 0) + 4 * len(chunk)
             else:
@@ -85,12 +84,17 @@ def expanded_bytes(table) -> int:
     return total
 
 
-def text_columns(schema) -> list[str]:
+def is_text_type(arrow_type) -> bool:
+    """A string or bytes type of any width: what is read dictionary-encoded and counted per row."""
     import pyarrow as pa
 
     kinds = [pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary,
              getattr(pa.types, "is_string_view", lambda t: False), getattr(pa.types, "is_binary_view", lambda t: False)]
-    return [f.name for f in schema if any(kind(f.type) for kind in kinds)]
+    return any(kind(arrow_type) for kind in kinds)
+
+
+def text_columns(schema) -> list[str]:
+    return [f.name for f in schema if is_text_type(f.type)]
 
 
 def _parquet(path: Path, columns: list[str], limits: Limits, name: str) -> pd.DataFrame:
@@ -101,8 +105,7 @@ def _parquet(path: Path, columns: list[str], limits: Limits, name: str) -> pd.Da
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
-    parquet = pq.ParquetFile(path, read_dictionary=[c for c in text_columns(parquet.schema_arrow) if c in columns])
+    parquet = pq.ParquetFile(path, read_dictionary=[c for c in text_columns(pq.read_schema(path)) if c in columns])
     schema = parquet.schema_arrow
     present = [c for c in columns if c in schema.names]
     for column in present:
@@ -147,7 +150,7 @@ def read_table(path: Path, fmt: str, name: str, columns: list[str] | None = None
     except UnicodeDecodeError as err:
         raise UserError(f"{name}: not UTF-8 text (byte {err.start}): save the table as UTF-8") from None
     except Exception as err:  # noqa: BLE001 - pandas and pyarrow fail on a bad file in many types
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        reason = one_reason(err)
         raise UserError(f"{name}: not a readable {fmt} table ({reason})") from None
 
 
