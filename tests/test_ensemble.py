@@ -43,7 +43,8 @@ def test_one_member_with_all_the_weight_is_that_member():
                                proba, atol=1e-12)
 
 
-def test_a_saved_ensemble_loads_scores_as_its_members_combined_and_is_logged_as_a_model(params_dict, tmp_path):
+def test_a_saved_ensemble_loads_scores_as_its_members_combined_and_is_logged_as_a_model(params_dict, tmp_path,
+                                                                                     monkeypatch):
     p = params.parse({**params_dict, "models": ["tfidf_logreg", "nb_logreg"]})
     train, test = three_classes(24)
     members, dirs = {}, {}
@@ -60,8 +61,8 @@ def test_a_saved_ensemble_loads_scores_as_its_members_combined_and_is_logged_as_
     np.testing.assert_allclose(loaded.predict_proba(test.texts), expected, atol=1e-9)
     assert families.registry.loads_only_data(tmp_path / "ensemble")  # NB and skops: no member runs code
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = mlflow.create_experiment("ensemble", artifact_location=(tmp_path / "artifacts").as_uri())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")  # undone after the test
+    experiment = mlflow.MlflowClient().create_experiment("ensemble", (tmp_path / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
         info = serving.log_model(tmp_path / "ensemble", None)
     served = mlflow.pyfunc.load_model(info.model_uri).predict(pd.DataFrame({"text": list(test.texts[:5])}))
