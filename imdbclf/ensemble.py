@@ -24,10 +24,10 @@ import pandas as pd
 from sklearn.metrics import log_loss
 
 from imdbclf import selection
+from imdbclf.families import registry
 from imdbclf.families.base import FAMILY_FILE, Family
+from imdbclf.families.registry import ENSEMBLE, MEMBERS_DIR  # its name as a model and as a saved family
 
-ENSEMBLE = "ensemble"  # its name as a model of the pipeline and as a saved family
-MEMBERS_DIR = "members"
 FLOOR = 1e-7  # a probability of 0 would make its log -inf: clipped to this
 
 
@@ -106,8 +106,6 @@ class Ensemble:
 
     @classmethod
     def load(cls, path: Path) -> Ensemble:
-        from imdbclf.families import registry
-
         names = registry.ensemble_members(path)  # checked: what it declares is what loads
         meta = json.loads((Path(path) / FAMILY_FILE).read_text())
         members = {m: registry.load(Path(path) / MEMBERS_DIR / m) for m in names}

@@ -67,6 +67,7 @@ def saved_family(path: Path) -> str:
 
 
 ENSEMBLE = "ensemble"  # a saved ensemble (`imdbclf.ensemble`): members' saved families and their weights
+MEMBERS_DIR = "members"  # where a saved ensemble keeps its members' saved models
 
 
 def scoring_families(meta: dict) -> list[str]:
@@ -84,7 +85,7 @@ def ensemble_members(path: Path) -> dict[str, str]:
     if not isinstance(declared, dict) or not isinstance(weights, dict) or set(declared) != set(weights):
         raise UserError(f"{path}: not a saved ensemble (its {FAMILY_FILE} names no members with their weights)")
     for name, family in declared.items():
-        member = path / "members" / name
+        member = path / MEMBERS_DIR / name
         if not MODEL_NAME.fullmatch(name) or family == ENSEMBLE or family not in REGISTRY:
             raise UserError(f"{path}: member {name!r} ({family}) is not a model of a known family")
         if saved_family(member) != family:
