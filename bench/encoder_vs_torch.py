@@ -21,7 +21,7 @@ def imdb_texts(n: int) -> list[str]:
     from imdbclf import data
 
     with tempfile.TemporaryDirectory() as tmp:
-        data.fetch(str(archive()), Path(tmp) / "raw")
+        data.fetch_archive(str(archive()), Path(tmp) / "raw")
         return data.read_reviews(Path(tmp) / "raw", "train")["text"].sample(n, random_state=0).tolist()
 
 

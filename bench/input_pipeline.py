@@ -33,7 +33,7 @@ def main() -> None:
 
     tmp = tempfile.TemporaryDirectory()
     os.environ["DVC_ROOT"] = tmp.name  # a fresh, empty .cache/features: the one-time cost is measured too
-    data.fetch(str(archive()), Path(tmp.name) / "raw")
+    data.fetch_archive(str(archive()), Path(tmp.name) / "raw")
     train, _ = data.split_train_val(data.read_reviews(Path(tmp.name) / "raw", "train"), 0.2, seed=42)
     split = data.Split.from_frame("train", train)
     preprocessor, encoder = converted_minilm()

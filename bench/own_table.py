@@ -22,7 +22,7 @@ STARS = {1: "bad", 2: "bad", 3: "mixed", 4: "mixed", 7: "mixed", 8: "mixed", 9: 
 
 def build(out: Path, n: int = 1000, seed: int = 0) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
-        data.fetch(str(archive()), Path(tmp) / "raw")
+        data.fetch_archive(str(archive()), Path(tmp) / "raw")
         frames = [data.read_reviews(Path(tmp) / "raw", split, label="rating", movies_required=True)
                   for split in ("train", "test")]
     reviews = pd.concat(frames, ignore_index=True)

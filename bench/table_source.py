@@ -23,7 +23,7 @@ COLUMNS = {"id": "review_id", "text": "review", "label": "sentiment", "movie": "
 def export(source: Path, out: Path) -> dict[str, Path]:
     """The archive's labelled reviews as train.parquet and test.parquet, one row per review."""
     raw = out / "raw"
-    data.fetch(str(source), raw)
+    data.fetch_archive(str(source), raw)
     tables = {}
     for split in ("train", "test"):
         frame = data.read_reviews(raw, split, movies_required=True).rename(columns=COLUMNS)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from imdbclf import selection, significance
-from imdbclf.params import ReportParams
+from imdbclf.settings.pipeline import ReportParams
 
 GUESSES = {"majority": "always the largest training class", "prior": "random draws in the training shares"}
 
@@ -42,10 +42,10 @@ def lead_over_majority(labels: np.ndarray, predicted: np.ndarray, train_counts: 
     diff, low, high = significance.metric_lead(labels, predicted, guess, k, measured, r.bootstrap_samples,
                                                r.confidence, r.seed, clusters)
     return {"metric": measured, "diff": diff, "ci_low": low, "ci_high": high, "beats": bool(low > 0),
-            "majority_score": float(selection.confusion_scores(_confusion(labels, guess, k), measured))}
+            "majority_score": float(selection.confusion_scores(_confusion_counts(labels, guess, k), measured))}
 
 
-def _confusion(labels: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
+def _confusion_counts(labels: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
 
 

@@ -108,7 +108,7 @@ class Ensemble:
     def load(cls, path: Path) -> Ensemble:
         names = registry.ensemble_members(path)  # checked: what it declares is what loads
         meta = json.loads((Path(path) / FAMILY_FILE).read_text())
-        members = {m: registry.load(Path(path) / MEMBERS_DIR / m) for m in names}
+        members = {m: registry.load_family(Path(path) / MEMBERS_DIR / m) for m in names}
         return cls(members, {m: float(meta["weights"][m]) for m in names}, meta["classes"])
 
 

@@ -108,7 +108,7 @@ SUMMARIZED = ("accuracy", "loss", "precision", "recall", "f1", "macro_f1", "roc_
               "val_accuracy", "val_loss")
 
 
-def headline(result: dict) -> dict:
+def headline_figures(result: dict) -> dict:
     """What `dvc exp show` shows of a model: the selection metric on validation, and test accuracy, macro-F1
     and loss (the seeds' means); everything else stays in metrics/eval/<model>.json."""
     return {f"val_{result['metric']}": round(result["val_score"], 4), "accuracy": round(result["accuracy"], 4),

@@ -12,7 +12,7 @@ DATA_METRICS = Path("metrics/data.json")
 PARAMS_CHECKED = Path("metrics/params_checked.txt")  # check-params' mark: fetch and code@ wait for it
 
 
-def prepared(split: str) -> Path:
+def prepared_file(split: str) -> Path:
     return PREPARED / f"{split}.parquet"
 
 
@@ -64,7 +64,7 @@ def eval_metrics(model: str) -> Path:
     return Path("metrics/eval") / f"{model}.json"
 
 
-def headline(model: str) -> Path:
+def scores_file(model: str) -> Path:
     """The few figures of a model that `dvc exp show` compares across experiments (a DVC metric)."""
     return Path("metrics/scores") / f"{model}.json"
 
@@ -73,7 +73,7 @@ def eval_dir(model: str) -> Path:
     return Path("metrics/eval") / model
 
 
-def predictions(model: str, split: str) -> Path:
+def predictions_file(model: str, split: str) -> Path:
     """Per-review P(positive) of every seed, with the review's id, movie and label."""
     return eval_dir(model) / ("predictions.parquet" if split == "test" else f"{split}_predictions.parquet")
 

@@ -11,7 +11,7 @@ import pandas as pd
 from imdbclf import crashpoints, families, outputs, selection, sizing, tracking
 from imdbclf.data import Split
 from imdbclf.families import Family, FitOptions, Strict
-from imdbclf.params import ModelParams
+from imdbclf.settings.pipeline import ModelParams
 from imdbclf.settings.selection import SelectionParams
 from imdbclf.settings.sizing import SizingParams
 
@@ -60,7 +60,7 @@ def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
     return frame
 
 
-def summary(config: dict, runs: list[dict], registered: str, version: str | int) -> dict[str, Any]:
+def retrain_summary(config: dict, runs: list[dict], registered: str, version: str | int) -> dict[str, Any]:
     return {"config": config, "seeds": runs, "metric": runs[0]["metric"],
             "val_score": sum(r["val_score"] for r in runs) / len(runs),
             "val_accuracy": sum(r["val_accuracy"] for r in runs) / len(runs),

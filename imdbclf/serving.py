@@ -30,7 +30,7 @@ from imdbclf.families.base import binary_matrix, predicted_labels
 PACKAGE_DIR = Path(__file__).resolve().parent
 REQUIREMENTS = PACKAGE_DIR.parent / "requirements.txt"  # the pinned versions, read (never repeated) here
 # What scoring imports whatever the family (this module, the package's __init__, data and the
-# families' base), by the names in requirements.txt; each family adds its own (families.SCORING_PACKAGES).
+# families' base), by the names in requirements.txt; each family adds its own (`scoring_packages` in settings.FAMILIES).
 SCORING_PACKAGES = ("mlflow", "numpy", "pandas", "pydantic", "scikit-learn", "tqdm")
 # MLflow's hint about integer columns (the signature's `label`) does not apply: it is a class, not a number.
 NOT_FOR_US = r"(?s).*integer column"
@@ -136,7 +136,7 @@ class ReviewClassifier(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         from imdbclf import families
 
-        self.family = families.load(Path(context.artifacts["model_dir"]))
+        self.family = families.load_family(Path(context.artifacts["model_dir"]))
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         return predictions_frame(self.family.predict_proba(as_texts(model_input)), self.family.classes)
@@ -167,7 +167,7 @@ def pip_requirements(family: str | Sequence[str], requirements: Path = REQUIREME
     from imdbclf import families
 
     names = [family] if isinstance(family, str) else list(family)
-    wanted = (*SCORING_PACKAGES, *(p for name in names for p in families.SCORING_PACKAGES[name]))
+    wanted = (*SCORING_PACKAGES, *(p for name in names for p in families.FAMILIES[name].scoring_packages))
     pins = pinned(requirements)
     if missing := [name for name in wanted if canonical(name) not in pins]:
         raise UserError(f"{requirements}: no pinned {', '.join(missing)}, which scoring a {', '.join(names)} "

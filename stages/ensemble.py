@@ -40,7 +40,8 @@ def members_with_predictions(p: params.Params, k: int) -> dict[str, tuple[np.nda
     found = {}
     for name in names:
         seed = p.model(name).retrain.seeds[0]
-        paths = (outputs.predictions(name, "val"), outputs.predictions(name, "test"), outputs.seed_dir(name, seed))
+        paths = (outputs.predictions_file(name, "val"), outputs.predictions_file(name, "test"),
+                 outputs.seed_dir(name, seed))
         if not all(path.exists() for path in paths):
             print(f"ensemble: {name} left out: no saved model or predictions (did its evaluate stage run?)")
             continue
@@ -62,89 +63,117 @@ def none_made(why: str) -> str:
     return f"no ensemble: {why}"
 
 
+def chosen_weights(p: params.Params, members: dict, val: data.Split, metric: str) -> tuple[dict, list, np.ndarray]:
+    """The weights, the greedy search's path round by round (the tuning figure's trials), and validation's
+    predictions judged out of fold (the path is in-sample: the weights were chosen there)."""
+    val_probas = {m: v[0] for m, v in members.items()}
+    path = []
+    for weights in ensemble.greedy_path(val_probas, val.labels, metric, p.ensemble.rounds):
+        combined = ensemble.combine(val_probas, weights)
+        scores = evaluation.classification_metrics(val.labels, combined, val.classes)
+        path.append({"config": weights, "val_accuracy": scores["accuracy"], "val_loss": scores["loss"],
+                     "val_score": selection.score(metric, val.labels, combined)})
+    val_proba = ensemble.out_of_fold(val_probas, val.labels, val.groups, metric, p.ensemble.rounds,
+                                     p.ensemble.folds, p.report.seed)
+    return weights, path, val_proba
+
+
+def saved_and_checked(p: params.Params, weights: dict, test: data.Split, test_proba: np.ndarray) -> ensemble.Ensemble:
+    """The ensemble saved with its members as DVC recorded them, loaded back as the served model loads it,
+    and checked against the combined saved predictions."""
+    kept = [m for m, w in weights.items() if w > 0]
+    member_dirs = {m: outputs.seed_dir(m, p.model(m).retrain.seeds[0]) for m in kept}
+    for where in member_dirs.values():
+        expected = integrity.dvc_digests(where, Path.cwd())
+        if expected is not None:
+            integrity.verify(where, expected, f"{integrity.LOCK_FILE} (through DVC's cache)")
+    ensemble.save(outputs.ENSEMBLE_MODEL, member_dirs, weights, test.classes, {m: p.model(m).family for m in kept})
+    saved = ensemble.Ensemble.load(outputs.ENSEMBLE_MODEL)
+    again = saved.predict_proba(list(test.texts[:CHECKED_TEXTS]), p.evaluate.batch_size)
+    if (gap := float(np.abs(again - test_proba[:CHECKED_TEXTS]).max())) > 1e-3:
+        raise RuntimeError(f"the saved ensemble scores test texts {gap:.4f} away from its members' predictions")
+    return saved
+
+
+def evaluation_record(p: params.Params, weights: dict, test: data.Split, test_proba: np.ndarray, val: data.Split,
+                      val_proba: np.ndarray, metric: str, counts: np.ndarray, in_sample: float) -> dict:
+    """What evaluate@<model> writes of a model (metrics/eval/<model>.json), for the ensemble."""
+    kept = [m for m, w in weights.items() if w > 0]
+    test_scores = evaluation.classification_metrics(test.labels, test_proba, test.classes)
+    val_scores = evaluation.classification_metrics(val.labels, val_proba, val.classes)
+    member_evals = {m: atomic.read_json(outputs.eval_metrics(m)) for m in kept}
+    speed = 1 / sum(1 / member_evals[m]["texts_per_second"] for m in kept)  # members score one after another
+    seed = {"seed": 0, **test_scores, "texts_per_second": speed, "val_accuracy": val_scores["accuracy"],
+            "val_loss": val_scores["loss"]}
+    lead = baselines.lead_over_majority(test.labels, predicted_labels(test_proba), counts, metric, p.report,
+                                        test.groups)
+    return {**evaluation.summarize_seeds([seed], evaluation.SUMMARIZED), "classes": list(test.classes),
+            "confusion_matrix": test_scores["confusion_matrix"], "per_class": test_scores["per_class"],
+            "seeds": [seed], "test_texts": len(test), "val_texts": len(val), "metric": metric,
+            "val_score": selection.score(metric, val.labels, val_proba), "vs_majority": lead, "weights": weights,
+            "val_out_of_fold": p.ensemble.folds, "val_in_sample": in_sample}
+
+
+def retrain_record(weights: dict, search_s: float, registered: str, version: str | int) -> dict:
+    """What retrain@<model> writes of a model: the members' parameters and training time, the search's."""
+    kept = [m for m, w in weights.items() if w > 0]
+    member_retrains = {m: atomic.read_json(outputs.retrain_metrics(m)) for m in kept}
+    return {"trainable_params": sum(member_retrains[m]["trainable_params"] for m in kept),
+            "train_seconds": search_s + sum(member_retrains[m]["train_seconds"] for m in kept),
+            "seeds": [{"seed": 0, "best_epoch": 0}], "registered_model": registered, "model_version": version,
+            "members": kept}
+
+
+def write_records(tune: dict, retrain: dict, result: dict, examples: list, test: data.Split, test_proba: np.ndarray,
+                  val: data.Split, val_proba: np.ndarray) -> None:
+    atomic.write_json(outputs.ensemble_file("tune.json"), tune)
+    atomic.write_json(outputs.ensemble_file("retrain.json"), retrain)
+    atomic.write_json(outputs.ensemble_file("eval.json"), result)
+    atomic.write_json(outputs.ensemble_file("scores.json"), evaluation.headline_figures(result))
+    atomic.write_csv(pd.DataFrame(evaluation.roc_points(test.labels, test_proba)), outputs.ensemble_file("roc.csv"))
+    atomic.write_json(outputs.ensemble_file("examples.json"), examples)
+    atomic.write_parquet(evaluation.predictions_table(test, {0: test_proba}),
+                         outputs.ensemble_file("predictions.parquet"))
+    atomic.write_parquet(evaluation.predictions_table(val, {0: val_proba}),
+                         outputs.ensemble_file("val_predictions.parquet"))
+
+
 @stage("ensemble")
 def main() -> str:
     p = params.load()
     if not p.ensemble.enabled:
         return none_made("ensemble.enabled is false")
     test, val = data.load_split("test"), data.load_split("val")
-    classes, k = test.classes, len(test.classes)
     counts = data.read_train_counts()
     metric = selection.metric(p.selection, counts)
-    members = members_with_predictions(p, k)
+    members = members_with_predictions(p, len(test.classes))
     if len(members) < 2:
         return none_made(f"{len(members)} evaluated member(s); an ensemble needs two")
-    prefix = p.tracking.registered_model_prefix
+    registered = f"{p.tracking.registered_model_prefix}ensemble"
     with tracking.stage_run(p, "ensemble", {"ensemble": p.ensemble.model_dump(), "members": list(members)}):
         started = time.perf_counter()
-        val_probas, test_probas = ({m: v[i] for m, v in members.items()} for i in (0, 1))
-        path = []  # the greedy search, round by round: the tuning figure's trials
-        for weights in ensemble.greedy_path(val_probas, val.labels, metric, p.ensemble.rounds):
-            combined = ensemble.combine(val_probas, weights)
-            scores = evaluation.classification_metrics(val.labels, combined, classes)
-            path.append({"config": weights, "val_accuracy": scores["accuracy"], "val_loss": scores["loss"],
-                         "val_score": selection.score(metric, val.labels, combined)})
-        # validation judged out of fold: the weights were chosen there (the search's path above is in-sample)
-        val_proba = ensemble.out_of_fold(val_probas, val.labels, val.groups, metric, p.ensemble.rounds,
-                                         p.ensemble.folds, p.report.seed)
-        val_scores = evaluation.classification_metrics(val.labels, val_proba, classes)
+        weights, path, val_proba = chosen_weights(p, members, val, metric)
         search_s = time.perf_counter() - started
-        test_proba = ensemble.combine(test_probas, weights)
-
+        test_proba = ensemble.combine({m: v[1] for m, v in members.items()}, weights)
+        saved = saved_and_checked(p, weights, test, test_proba)
         kept = [m for m, w in weights.items() if w > 0]
-        member_dirs = {m: outputs.seed_dir(m, p.model(m).retrain.seeds[0]) for m in kept}
-        for where in member_dirs.values():  # copied into the ensemble as DVC recorded them
-            expected = integrity.dvc_digests(where, Path.cwd())
-            if expected is not None:
-                integrity.verify(where, expected, f"{integrity.LOCK_FILE} (through DVC's cache)")
-        ensemble.save(outputs.ENSEMBLE_MODEL, member_dirs, weights, classes,
-                      {m: p.model(m).family for m in kept})
-        saved = ensemble.Ensemble.load(outputs.ENSEMBLE_MODEL)
-        again = saved.predict_proba(list(test.texts[:CHECKED_TEXTS]), p.evaluate.batch_size)
-        if (gap := float(np.abs(again - test_proba[:CHECKED_TEXTS]).max())) > 1e-3:
-            raise RuntimeError(f"the saved ensemble scores test texts {gap:.4f} away from its members' predictions")
         texts = [e["text"] for e in atomic.read_json(outputs.eval_dir(kept[0]) / "examples.json")]
-        examples = serving.predictions(texts, serving.predictions_frame(saved.predict_proba(texts), classes))
-        version = model_registry.register(outputs.ENSEMBLE_MODEL, f"{prefix}ensemble",
+        examples = serving.predictions(texts, serving.predictions_frame(saved.predict_proba(texts), test.classes))
+        version = model_registry.register(outputs.ENSEMBLE_MODEL, registered,
                                           {"dvc.stage": "ensemble", "weights": str(weights)})
-
-        test_scores = evaluation.classification_metrics(test.labels, test_proba, classes)
-        member_evals = {m: atomic.read_json(outputs.eval_metrics(m)) for m in kept}
-        member_retrains = {m: atomic.read_json(outputs.retrain_metrics(m)) for m in kept}
-        speed = 1 / sum(1 / member_evals[m]["texts_per_second"] for m in kept)  # members score one after another
-        seed = {"seed": 0, **test_scores, "texts_per_second": speed, "val_accuracy": val_scores["accuracy"],
-                "val_loss": val_scores["loss"]}
-        lead = baselines.lead_over_majority(test.labels, predicted_labels(test_proba), counts, metric, p.report,
-                                            test.groups)
-        result = {**evaluation.summarize_seeds([seed], evaluation.SUMMARIZED), "classes": list(classes),
-                  "confusion_matrix": test_scores["confusion_matrix"], "per_class": test_scores["per_class"],
-                  "seeds": [seed], "test_texts": len(test), "val_texts": len(val), "metric": metric,
-                  "val_score": selection.score(metric, val.labels, val_proba), "vs_majority": lead, "weights": weights,
-                  "val_out_of_fold": p.ensemble.folds, "val_in_sample": path[-1]["val_accuracy"]}
-        retrain = {"trainable_params": sum(member_retrains[m]["trainable_params"] for m in kept),
-                   "train_seconds": search_s + sum(member_retrains[m]["train_seconds"] for m in kept),
-                   "seeds": [{"seed": 0, "best_epoch": 0}], "registered_model": f"{prefix}ensemble",
-                   "model_version": version, "members": kept}
-
-        atomic.write_json(outputs.ensemble_file("tune.json"), {"best": {"config": weights}, "trials": path,
-                                                               "metric": metric})
-        atomic.write_json(outputs.ensemble_file("retrain.json"), retrain)
-        atomic.write_json(outputs.ensemble_file("eval.json"), result)
-        atomic.write_json(outputs.ensemble_file("scores.json"), evaluation.headline(result))
-        atomic.write_csv(pd.DataFrame(evaluation.roc_points(test.labels, test_proba)), outputs.ensemble_file("roc.csv"))
-        atomic.write_json(outputs.ensemble_file("examples.json"), examples)
-        atomic.write_parquet(evaluation.predictions_table(test, {0: test_proba}),
-                             outputs.ensemble_file("predictions.parquet"))
-        atomic.write_parquet(evaluation.predictions_table(val, {0: val_proba}),
-                             outputs.ensemble_file("val_predictions.parquet"))
+        result = evaluation_record(p, weights, test, test_proba, val, val_proba, metric, counts,
+                                   path[-1]["val_accuracy"])
+        write_records({"best": {"config": weights}, "trials": path, "metric": metric},
+                      retrain_record(weights, search_s, registered, version), result, examples,
+                      test, test_proba, val, val_proba)
         tracking.log_params({f"weight_{m}": w for m, w in weights.items()})
         tracking.log_metrics({"val_accuracy": result["val_accuracy"], "test_accuracy": result["accuracy"],
                               f"val_{metric}": result["val_score"]})
-        if not lead["beats"]:
-            print(baselines.warning("ensemble", lead, classes, counts))
-    shown = ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
-    return (f"weights {shown}; val {metric} {result['val_score']:.4f}, test accuracy {result['accuracy']:.4f}; "
-            f"registered {prefix}ensemble version {version}")
+        if not result["vs_majority"]["beats"]:
+            print(baselines.warning("ensemble", result["vs_majority"], test.classes, counts))
+    weighted = ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
+    return (f"weights {weighted}; val {metric} {result['val_score']:.4f}, test accuracy {result['accuracy']:.4f}; "
+            f"registered {registered} version {version}")
 
 
 if __name__ == "__main__":

@@ -62,11 +62,11 @@ def main(model: str) -> str:
         atomic.write_csv(pd.DataFrame({"actual": names[test.labels].to_numpy(),
                                        "predicted": names[families.predicted_labels(first)].to_numpy()}),
                          out / "confusion.csv")
-        atomic.write_parquet(evaluation.predictions_table(test, test_proba), outputs.predictions(model, "test"))
-        atomic.write_parquet(evaluation.predictions_table(val, val_proba), outputs.predictions(model, "val"))
+        atomic.write_parquet(evaluation.predictions_table(test, test_proba), outputs.predictions_file(model, "test"))
+        atomic.write_parquet(evaluation.predictions_table(val, val_proba), outputs.predictions_file(model, "val"))
         atomic.write_json(out / "examples.json", scored)
         atomic.write_json(outputs.eval_metrics(model), result)
-        atomic.write_json(outputs.headline(model), evaluation.headline(result))
+        atomic.write_json(outputs.scores_file(model), evaluation.headline_figures(result))
 
         tracking.log_metrics({k: v for k, v in result.items() if isinstance(v, float)})
         tracking.log_metrics({"lead_over_majority": lead["diff"], "lead_over_majority_ci_low": lead["ci_low"]})

@@ -8,9 +8,9 @@ from imdbclf.ops.stage import stage
 @stage("fetch")
 def main() -> str:
     p = params.load()
-    logged = {**p.data.of_its_format(), "source": data.shown(p.data.source)}  # no password in MLflow
+    logged = {**p.data.of_its_format(), "source": data.redact_url(p.data.source)}  # no password in MLflow
     if p.data.test_source:
-        logged["test_source"] = data.shown(p.data.test_source)
+        logged["test_source"] = data.redact_url(p.data.test_source)
     with tracking.stage_run(p, "fetch", {"data": logged}):
         count = data.sources.fetch(p.data, outputs.RAW)
         tracking.log_metrics({"texts": count})

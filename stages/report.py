@@ -22,7 +22,8 @@ def main() -> str:
     p = params.load()
     r, prefix = p.report, p.tracking.registered_model_prefix
     with tracking.stage_run(p, "report", {"report": r.model_dump(), "models": p.models}):
-        test, val = atomic.read_parquet(outputs.prepared("test")), atomic.read_parquet(outputs.prepared("val"))
+        test = atomic.read_parquet(outputs.prepared_file("test"))
+        val = atomic.read_parquet(outputs.prepared_file("val"))
         counts = data.read_train_counts()
         models = [compare.ModelOutputs.read(model) for model in p.models]
         if p.ensemble.enabled and (combined := compare.ModelOutputs.read_ensemble()) is not None:

@@ -41,7 +41,7 @@ def main(model: str) -> str:
                 tracking.log_artifact(outputs.history(model))
                 version = model_registry.register(outputs.seed_dir(model, seed), registered,
                                                   tracking.run_tags(f"retrain@{model}"))
-        summary = retraining.summary(best["config"], runs, registered, version)
+        summary = retraining.retrain_summary(best["config"], runs, registered, version)
         atomic.write_json(outputs.retrain_metrics(model), summary)
         tracking.log_metrics({k: v for k, v in summary.items() if k in ("val_accuracy", "train_seconds")})
         tracking.log_metrics({f"val_{summary['metric']}": summary["val_score"]})

@@ -15,13 +15,13 @@ def main() -> str:
         grouped = s.group_by != "none" and (p.data.format == "aclimdb" or p.data.group_column is not None)
         train = data.sources.read(outputs.RAW, p.data, "train", grouped)
         test = data.sources.read(outputs.RAW, p.data, "test", grouped)
-        classes = data.class_names(train["label"], data.shown(p.data.source))
-        train = data.encode_labels(train, classes, data.shown(p.data.source))
+        classes = data.class_names(train["label"], data.redact_url(p.data.source))
+        train = data.encode_labels(train, classes, data.redact_url(p.data.source))
         if test is None:
             train, test = data.split_off(train, s.test_fraction, s.seed, grouped, "split.test_fraction", classes,
                                          ("train", "test"))
         else:
-            test = data.encode_labels(test, classes, data.shown(p.data.test_source or p.data.source))
+            test = data.encode_labels(test, classes, data.redact_url(p.data.test_source or p.data.source))
         train, val = data.split_train_val(train, s.val_fraction, s.seed, "group" if grouped else "none", classes)
         splits = {
             "train": data.stratified_sample(train, s.max_train, s.seed, "split.max_train"),
@@ -31,7 +31,7 @@ def main() -> str:
         meta = {"classes": list(classes), "group": data.group_column(splits["train"]),
                 "train_counts": data.class_counts(splits["train"]["label"], len(classes)).tolist()}
         for name, frame in splits.items():
-            atomic.write_parquet(frame, outputs.prepared(name))
+            atomic.write_parquet(frame, outputs.prepared_file(name))
         atomic.write_json(outputs.PREPARED / data.META, meta)
         tracking.log_datasets(tracking.split_datasets(*(data.Split.from_frame(n, f, classes)
                                                         for n, f in splits.items())))

@@ -37,14 +37,14 @@ def main(model: str) -> str:
     cpu_guard.check(p.compute, f"tune@{model}", runner.family, runner.train, first,
                     lambda: tuning_run.trials_to_train(runner, url), epochs)
     logged = {"model": model, "family": section.family, "tune": tune.model_dump(), "model_config": section.model,
-              "tuning_storage": tuning.shown(url)}
+              "tuning_storage": tuning.redact_storage_url(url)}
     with tracking.stage_run(p, f"tune@{model}", logged) as run:
         tracking.log_datasets(runner.datasets)
         results = tuning_run.search(runner, url, run.info.run_id, WORKER_COMMAND)
         for result in results:
             if result.reused:
                 tracking.log_reused_trial(model, result, runner.datasets)
-        summary = tuning.summary(tune.strategy, results)
+        summary = tuning.search_summary(tune.strategy, results)
         atomic.write_json(outputs.tune_metrics(model), summary)
         atomic.write_json(outputs.tune_best(model), tuning.best_choice(runner.key, results))
         best = summary["best"]

@@ -62,3 +62,28 @@ def test_importing_the_core_and_the_stages_changes_no_environment_variable_warni
     """)
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+SOURCES = sorted([*(REPO / "imdbclf").rglob("*.py"), *(REPO / "stages").glob("*.py"), *(REPO / "bench").glob("*.py")])
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60  # a module one reads at a sitting; a function on one screen
+
+
+def test_no_module_or_function_outgrows_a_sitting():
+    big_modules = {p.relative_to(REPO).as_posix(): n for p in SOURCES
+                   if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    long_functions = {f"{p.relative_to(REPO).as_posix()}:{node.name}": node.end_lineno - node.lineno + 1
+                      for p in SOURCES for node in ast.walk(ast.parse(p.read_text()))
+                      if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                      and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES}
+    assert not big_modules, f"modules over {MAX_MODULE_LINES} lines: {big_modules}"
+    assert not long_functions, f"functions over {MAX_FUNCTION_LINES} lines: {long_functions}"
+
+
+def test_no_name_is_defined_at_the_top_level_of_two_modules_of_the_package():
+    """A name means one thing across the package (a re-export is an import, not a definition)."""
+    where: dict[str, list[str]] = {}
+    for path in sorted((REPO / "imdbclf").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                where.setdefault(node.name, []).append(path.relative_to(REPO).as_posix())
+    assert not {name: paths for name, paths in where.items() if len(paths) > 1}

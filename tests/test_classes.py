@@ -49,7 +49,7 @@ def test_classes_are_sorted_numbers_by_value_and_encoded(tmp_path):
 
 
 def test_star_ratings_of_the_aclimdb_archive_are_the_labels(tmp_path):
-    data.fetch(str(write_tree(tmp_path / "src", per_class=20)), tmp_path / "raw")
+    data.fetch_archive(str(write_tree(tmp_path / "src", per_class=20)), tmp_path / "raw")
     frame = data.read_reviews(tmp_path / "raw", "train", label="rating")
     assert set(frame["label"]) <= {1, 2, 3, 4, 7, 8, 9, 10}
     assert all(int(i.rsplit("_", 1)[1]) == r for i, r in zip(frame["id"], frame["label"]))
@@ -132,7 +132,7 @@ def test_a_family_fits_k_classes_and_saves_their_names(tmp_path, params_dict, mo
     assert proba.shape == (len(test), 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     assert max(history["val_accuracy"]) >= 0.8 and (families.predicted_labels(proba) == test.labels).mean() >= 0.8
     family.save(tmp_path / "model")
-    reloaded = families.load(tmp_path / "model")
+    reloaded = families.load_family(tmp_path / "model")
     assert reloaded.classes == ("negative", "positive", "zzz")
     np.testing.assert_allclose(reloaded.predict_proba(test.texts), proba, atol=1e-6)
 
@@ -147,7 +147,7 @@ def test_nb_logreg_takes_k_classes_one_ratio_and_model_per_class_and_reloads(par
     assert family.ratio.shape[0] == family.coef.shape[0] == 3  # one-vs-rest: a ratio and a model per class
     assert (families.predicted_labels(proba) == test.labels).mean() > 0.9
     family.save(tmp_path / "m")
-    reloaded = families.load(tmp_path / "m")
+    reloaded = families.load_family(tmp_path / "m")
     assert reloaded.classes == ("negative", "positive", "zzz")
     np.testing.assert_allclose(reloaded.predict_proba(test.texts), proba, atol=1e-9)
 

@@ -96,8 +96,8 @@ def test_trials_already_completed_with_the_key_are_not_counted():
         trial.set_user_attr("reuse_key", "key")
         trial.set_user_attr("config", tuning.config_label(config))
         study.tell(trial, 0.5)
-    assert tuning.trials_to_train(storage, "m", "key", "grid", grid, None) == 3  # rmsprop: not in this grid
-    assert tuning.trials_to_train(storage, "m", "other-key", "grid", grid, None) == 4
+    assert tuning.count_trials_to_train(storage, "m", "key", "grid", grid, None) == 3  # rmsprop: not in this grid
+    assert tuning.count_trials_to_train(storage, "m", "other-key", "grid", grid, None) == 4
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ from tests.tiny_imdb import write_archive, write_tree
 def test_fetch_archive_keeps_labelled_reviews_only(tmp_path):
     archive = write_archive(tmp_path / "a.tar.gz", 5, extra={"aclImdb/train/unsup/0_0.txt": b"no label"})
     out = tmp_path / "raw"
-    assert data.fetch(str(archive), out) == 20
+    assert data.fetch_archive(str(archive), out) == 20
     assert sorted(p.name for p in out.iterdir()) == ["test", "train"]
     assert sorted(p.name for p in (out / "train").iterdir()) == ["neg", "pos", "urls_neg.txt", "urls_pos.txt"]
     assert len(list((out / "test" / "pos").glob("*.txt"))) == 5
@@ -21,10 +21,10 @@ def test_fetch_archive_keeps_labelled_reviews_only(tmp_path):
 
 def test_fetch_directory_and_checksum(tmp_path):
     tree = write_tree(tmp_path / "src", 3)
-    assert data.fetch(str(tree), tmp_path / "raw") == 12
+    assert data.fetch_archive(str(tree), tmp_path / "raw") == 12
     archive = write_archive(tmp_path / "a.tar.gz", 3)
     digest = data.sha256_of(archive)
-    assert data.fetch(str(archive), tmp_path / "raw2", sha256=digest) == 12
+    assert data.fetch_archive(str(archive), tmp_path / "raw2", sha256=digest) == 12
 
 
 def _tar(path, members):
@@ -65,7 +65,7 @@ def test_bad_archives_fail_cleanly(tmp_path, make, message):
     make(archive)
     out = tmp_path / "raw"
     with pytest.raises(UserError, match=message):
-        data.fetch(str(archive), out)
+        data.fetch_archive(str(archive), out)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.tar.gz"]  # no temp leftovers
 
@@ -79,21 +79,21 @@ def _dir(name):
 def test_checksum_mismatch_and_missing_source(tmp_path):
     archive = write_archive(tmp_path / "a.tar.gz", 2)
     with pytest.raises(UserError, match="sha256 mismatch"):
-        data.fetch(str(archive), tmp_path / "raw", sha256="0" * 64)
+        data.fetch_archive(str(archive), tmp_path / "raw", sha256="0" * 64)
     with pytest.raises(UserError, match="no such file"):
-        data.fetch(str(tmp_path / "missing.tar.gz"), tmp_path / "raw")
+        data.fetch_archive(str(tmp_path / "missing.tar.gz"), tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
 
 
 def test_unreachable_url_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="cannot download http://127.0.0.1:9/aclImdb_v1.tar.gz"):
-        data.fetch("http://127.0.0.1:9/aclImdb_v1.tar.gz", tmp_path / "raw", timeout_s=2)
+        data.fetch_archive("http://127.0.0.1:9/aclImdb_v1.tar.gz", tmp_path / "raw", timeout_s=2)
     assert not (tmp_path / "raw").exists()
 
 
 def test_split_is_stratified_and_reports_duplicates(tmp_path):
     write_tree(tmp_path / "src", 20)
-    data.fetch(str(tmp_path / "src"), tmp_path / "raw")
+    data.fetch_archive(str(tmp_path / "src"), tmp_path / "raw")
     train = labelled(tmp_path / "raw", "train")
     test = labelled(tmp_path / "raw", "test")
     fit, val = data.split_train_val(train, 0.25, seed=1, group_by="none")
@@ -114,7 +114,7 @@ def test_stratified_subsample_keeps_balance():
 
 def test_split_by_movie_keeps_each_movie_on_one_side(tmp_path):
     write_tree(tmp_path / "src", 30)
-    data.fetch(str(tmp_path / "src"), tmp_path / "raw")
+    data.fetch_archive(str(tmp_path / "src"), tmp_path / "raw")
     train = labelled(tmp_path / "raw", "train", movies_required=True)
     assert train["movie"].nunique() == 10  # three reviews of each class per movie
     fit, val = data.split_train_val(train, 0.2, seed=3)
@@ -129,7 +129,7 @@ def test_split_by_movie_keeps_each_movie_on_one_side(tmp_path):
 
 def test_a_source_without_movie_lists_needs_group_by_none(tmp_path):
     write_tree(tmp_path / "src", 4, movies=False)
-    data.fetch(str(tmp_path / "src"), tmp_path / "raw")
+    data.fetch_archive(str(tmp_path / "src"), tmp_path / "raw")
     with pytest.raises(UserError, match=r"train/urls_neg.txt: missing.*split.group_by: none"):
         labelled(tmp_path / "raw", "train", movies_required=True)
     assert data.read_reviews(tmp_path / "raw", "train")["movie"].isna().all()
@@ -171,7 +171,7 @@ def test_a_web_page_instead_of_the_archive_names_the_url(tmp_path):
     url = f"http://127.0.0.1:{server.server_address[1]}/aclImdb_v1.tar.gz"
     try:
         with pytest.raises(UserError) as err:
-            data.fetch(url, tmp_path / "raw", timeout_s=5)
+            data.fetch_archive(url, tmp_path / "raw", timeout_s=5)
     finally:
         server.shutdown()
     assert str(err.value).startswith(f"{url}: not a readable gzip tar archive (the server sent a web page")
@@ -182,5 +182,5 @@ def test_staging_left_by_a_killed_fetch_is_removed(tmp_path):
     stale = tmp_path / ".raw-abc123"
     (stale / "reviews" / "train").mkdir(parents=True)
     archive = write_archive(tmp_path / "a.tar.gz", 2)
-    data.fetch(str(archive), tmp_path / "raw")
+    data.fetch_archive(str(archive), tmp_path / "raw")
     assert not stale.exists() and (tmp_path / "raw" / "train").is_dir()

@@ -56,7 +56,7 @@ def test_a_saved_ensemble_loads_scores_as_its_members_combined_and_is_logged_as_
     weights = {"tfidf_logreg": 0.25, "nb_logreg": 0.75}
     ensemble.save(tmp_path / "ensemble", dirs, weights, train.classes, {m: m for m in dirs})
     expected = ensemble.combine({m: f.predict_proba(test.texts) for m, f in members.items()}, weights)
-    loaded = families.load(tmp_path / "ensemble")  # as `predict --model` and the served model load any model
+    loaded = families.load_family(tmp_path / "ensemble")  # as `predict --model` and the served model load any model
     assert loaded.classes == train.classes
     np.testing.assert_allclose(loaded.predict_proba(test.texts), expected, atol=1e-9)
     assert families.registry.loads_only_data(tmp_path / "ensemble")  # NB and skops: no member runs code
@@ -104,4 +104,4 @@ def test_a_saved_ensemble_that_declares_other_members_than_it_holds_is_refused(p
                             ({**meta, "weights": {"a": 1.0}}, "names no members")):
         meta_path.write_text(json.dumps(forged))
         with pytest.raises(UserError, match=message):
-            families.load(tmp_path / "e")
+            families.load_family(tmp_path / "e")

@@ -40,7 +40,7 @@ def test_family_learns_saves_and_reloads_in_a_fresh_process(tmp_path, params_dic
     expected = family.predict_proba(texts)
     script = (
         "import json, sys; from pathlib import Path; from imdbclf import families; "
-        f"f = families.load(Path({str(tmp_path / 'model')!r})); "
+        f"f = families.load_family(Path({str(tmp_path / 'model')!r})); "
         "print(json.dumps(f.predict_proba(json.loads(sys.stdin.read())).tolist()))"
     )
     out = subprocess.run([sys.executable, "-c", script], input=json.dumps(texts), capture_output=True,
@@ -69,7 +69,7 @@ def test_best_epoch_on_a_tie_is_the_epoch_saved_and_reported(tmp_path, params_di
     script = (
         "import json, sys; from pathlib import Path; import numpy as np; "
         "from imdbclf import evaluation, families; "
-        f"f = families.load(Path({str(tmp_path / 'model')!r})); data = json.loads(sys.stdin.read()); "
+        f"f = families.load_family(Path({str(tmp_path / 'model')!r})); data = json.loads(sys.stdin.read()); "
         "m = evaluation.classification_metrics(np.array(data['labels']), f.predict_proba(data['texts'])); "
         "print(json.dumps([m['accuracy'], m['loss'], f.trainable_params()]))"
     )
@@ -217,7 +217,7 @@ def test_an_interrupted_save_leaves_the_old_model_and_no_half_new_one(tmp_path, 
     for target in ("old", "new"):
         with pytest.raises(Killed):
             family.save(tmp_path / target)
-    np.testing.assert_array_equal(families.load(tmp_path / "old").predict_proba(val.texts), expected)
+    np.testing.assert_array_equal(families.load_family(tmp_path / "old").predict_proba(val.texts), expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]  # no new/family.json, no temp left
 
     killed = tmp_path / ".old.tmp-1234abcd"  # what kill -9 during a save leaves
@@ -226,7 +226,7 @@ def test_an_interrupted_save_leaves_the_old_model_and_no_half_new_one(tmp_path, 
     monkeypatch.undo()
     family.save(tmp_path / "old")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
-    np.testing.assert_array_equal(families.load(tmp_path / "old").predict_proba(val.texts), expected)
+    np.testing.assert_array_equal(families.load_family(tmp_path / "old").predict_proba(val.texts), expected)
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +258,7 @@ def test_an_incomplete_model_directory_is_one_line_naming_it(tmp_path, saved_lst
     shutil.copytree(saved_lstm, model)
     DAMAGE[damage](model)
     with pytest.raises(UserError) as err:
-        families.load(model)
+        families.load_family(model)
     assert str(err.value).startswith(f"{model}: incomplete or damaged saved model") and "\n" not in str(err.value)
 
 
@@ -310,7 +310,7 @@ def test_the_nb_weighted_model_keeps_punctuation_and_is_saved_as_data(tmp_path, 
     assert sorted(f.name for f in (tmp_path / "model").iterdir()) == ["family.json", "vocabulary.json", "weights.npz"]
     with np.load(tmp_path / "model" / "weights.npz", allow_pickle=False) as weights:
         assert set(weights.files) == {"ratio", "coef", "intercept"}
-    reloaded = families.load(tmp_path / "model")
+    reloaded = families.load_family(tmp_path / "model")
     np.testing.assert_allclose(reloaded.predict_proba(test.texts), family.predict_proba(test.texts), atol=1e-9)
 
 
@@ -371,16 +371,16 @@ def test_a_tfidf_model_loads_neither_a_pickle_nor_an_untrusted_type(tmp_path, pa
     family.fit(train, val, families.hyperparameters("tfidf_logreg", section, {"C": 1.0, "ngram_max": 1, "min_df": 1}),
                families.FitOptions(epochs=1))
     family.save(tmp_path / "model")
-    reloaded = families.load(tmp_path / "model")
+    reloaded = families.load_family(tmp_path / "model")
     np.testing.assert_allclose(reloaded.predict_proba(val.texts), family.predict_proba(val.texts))
     marker = tmp_path / "marker"
 
     skops.io.dump({"pipeline": Planted(marker)}, tmp_path / "model" / tfidf_logreg.PIPELINE_FILE)
     with pytest.raises(UserError, match=r"pipeline\.skops: holds types outside the trusted list "
                                         r"\(tests\.test_families\.Planted\): refusing to load it"):
-        families.load(tmp_path / "model")
+        families.load_family(tmp_path / "model")
     (tmp_path / "model" / tfidf_logreg.PIPELINE_FILE).unlink()
     joblib.dump(Planted(marker), tmp_path / "model" / tfidf_logreg.PICKLED)  # where older versions kept it
     with pytest.raises(UserError, match=r"pipeline\.joblib: a pickle .* not loaded"):
-        families.load(tmp_path / "model")
+        families.load_family(tmp_path / "model")
     assert not marker.exists()

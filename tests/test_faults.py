@@ -24,6 +24,7 @@ from tests.helpers import REPO, wait_until
 SLEEPER = textwrap.dedent("""
     import time
     from imdbclf import params, tracking, tuning
+    from imdbclf.params import TuneParams
     from imdbclf.errors import exit_on_user_error
 
     @exit_on_user_error
@@ -36,7 +37,8 @@ SLEEPER = textwrap.dedent("""
                     time.sleep(60)
             storage = tuning.open_storage("studies.journal", p.tuning)
             worker = tuning.Worker("k", tuning.worker_identity("cpu"), train)
-            tuning.Search(storage, "m", "k", {"x": [1]}, p.tuning, worker.run_one, lambda study: None).run("grid")
+            tuning.Search(storage, "m", "k", TuneParams(strategy="grid", grid={"x": [1]}), p.tuning,
+                          work=worker.run_one, reconcile=lambda study: None).run()
 
     main()
 """)

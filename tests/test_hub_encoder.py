@@ -75,7 +75,7 @@ def test_hub_family_trains_and_reloads_in_a_fresh_process(tmp_path, params_dict,
     texts = list(test.texts[:5])
     expected = family.predict_proba(texts)
     script = ("import json, sys; from pathlib import Path; from imdbclf import families; "
-              f"f = families.load(Path({str(tmp_path / 'model')!r})); "
+              f"f = families.load_family(Path({str(tmp_path / 'model')!r})); "
               "print(json.dumps(f.predict_proba(json.loads(sys.stdin.read())).tolist()))")
     out = subprocess.run([sys.executable, "-c", script], input=json.dumps(texts), capture_output=True, text=True,
                          cwd=REPO, check=True)
@@ -101,6 +101,6 @@ def test_hub_family_with_three_classes_has_a_softmax_head_and_keeps_their_names(
     assert proba.shape == (len(test), 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     assert max(history["val_accuracy"]) >= 0.8
     family.save(tmp_path / "model")
-    reloaded = families.load(tmp_path / "model")
+    reloaded = families.load_family(tmp_path / "model")
     assert reloaded.classes == ("negative", "positive", "zzz")
     np.testing.assert_allclose(reloaded.predict_proba(test.texts), proba, atol=1e-6)

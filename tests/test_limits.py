@@ -86,10 +86,10 @@ def test_settings_that_would_exhaust_the_machine_are_one_line(params_dict, where
 def test_a_source_that_is_the_pipelines_own_output_is_refused(tmp_path):
     out = tmp_path / "data" / "raw"
     write_archive(tmp_path / "a.tar.gz", 2)
-    data.fetch(str(tmp_path / "a.tar.gz"), out)
+    data.fetch_archive(str(tmp_path / "a.tar.gz"), out)
     for source in (tmp_path, out):  # "" once meant the project itself, which holds data/raw
         with pytest.raises(UserError) as err:
-            data.fetch(str(source), out)
+            data.fetch_archive(str(source), out)
         assert f"data.source: {source} is the pipeline's own {out}" in one_line(err)
 
 
@@ -106,7 +106,7 @@ def test_an_archive_member_past_the_file_limit_is_refused_before_it_is_read(tmp_
     archive = bomb_archive(tmp_path / "bomb.tar.gz", 3 << 20)
     assert archive.stat().st_size < 64 << 10
     with pytest.raises(UserError) as err:
-        data.fetch(str(archive), tmp_path / "raw", limits=LIMITS)
+        data.fetch_archive(str(archive), tmp_path / "raw", limits=LIMITS)
     assert "aclImdb/train/pos/0_9.txt is 3.0 MB unpacked, more than data.max_file_mb (1)" in one_line(err)
     assert nothing_left(tmp_path / "raw")
 
@@ -115,7 +115,7 @@ def test_an_archive_past_the_unpacked_limit_is_refused(tmp_path):
     extra = {f"aclImdb/unsup/{i}_0.txt": bytes(900 << 10) for i in range(6)}  # skipped, but unpacked all the same
     archive = write_archive(tmp_path / "big.tar.gz", 2, extra=extra)
     with pytest.raises(UserError) as err:
-        data.fetch(str(archive), tmp_path / "raw", limits=LIMITS)
+        data.fetch_archive(str(archive), tmp_path / "raw", limits=LIMITS)
     assert "more than data.max_unpacked_mb (4) unpacked, at aclImdb/unsup/" in one_line(err)
     assert nothing_left(tmp_path / "raw")
 
@@ -130,7 +130,7 @@ def test_a_review_past_the_length_limit_is_refused(tmp_path, kind):
         with tarfile.open(archive) as tar:
             tar.extractall(source, filter="data")
     with pytest.raises(UserError) as err:
-        data.fetch(str(source), tmp_path / "raw", limits=LIMITS)
+        data.fetch_archive(str(source), tmp_path / "raw", limits=LIMITS)
     assert "train/neg/99_1.txt: a review of 2,800 characters, more than data.max_text_chars (2,000)" in one_line(err)
     assert nothing_left(tmp_path / "raw")
 
@@ -178,7 +178,7 @@ def test_a_download_without_end_or_that_drips_is_stopped_and_names_no_password(t
     server = Serve(answer)
     try:
         with pytest.raises(UserError) as err:
-            data.fetch(server.url("alice:s3cret@"), tmp_path / "raw", timeout_s=30, limits=LIMITS)
+            data.fetch_archive(server.url("alice:s3cret@"), tmp_path / "raw", timeout_s=30, limits=LIMITS)
     finally:
         server.shutdown()
         server.server_close()
@@ -193,7 +193,7 @@ def test_a_source_that_drips_is_stopped_by_its_rate_long_before_the_total_time(t
     server = Serve("drip")
     try:
         with pytest.raises(UserError) as err:
-            data.fetch(server.url(), tmp_path / "raw", timeout_s=1,
+            data.fetch_archive(server.url(), tmp_path / "raw", timeout_s=1,
                        limits=data.Limits(download_s=3600, download_min_kb_s=10, rate_window_s=1))
     finally:
         server.shutdown()
@@ -213,9 +213,9 @@ def test_a_source_url_with_a_login_is_refused_before_it_reaches_dvc_lock(key):
 
 
 def test_a_url_is_shown_without_its_password():
-    assert data.shown("https://alice:s3cret@example.org:8443/a.tar.gz?x=1") == "https://example.org:8443/a.tar.gz?x=1"
-    assert data.shown("https://example.org/a.tar.gz") == "https://example.org/a.tar.gz"
-    assert data.shown("/data/aclImdb") == "/data/aclImdb"
+    assert data.redact_url("https://alice:s3cret@example.org:8443/a.tar.gz?x=1") == "https://example.org:8443/a.tar.gz?x=1"
+    assert data.redact_url("https://example.org/a.tar.gz") == "https://example.org/a.tar.gz"
+    assert data.redact_url("/data/aclImdb") == "/data/aclImdb"
 
 
 # ---------------------------------------------------------------- a full disk, a symlink loop

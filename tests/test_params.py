@@ -22,8 +22,12 @@ def test_repo_params_are_valid_and_write_out_every_setting():
         assert set(schema.model_fields) <= set(raw[model]["model"]), (model, set(schema.model_fields) - set(raw[model]))
 
 
-def test_every_family_has_its_settings_and_every_settings_module_a_family():
-    assert set(settings.BY_FAMILY) == set(families.REGISTRY)
+def test_each_family_record_names_a_class_of_that_name_with_the_records_settings():
+    for name, record in settings.FAMILIES.items():
+        cls = families.family_class(name)
+        assert (cls.name, cls.Config, cls.Hyperparameters) == (name, record.settings.Config,
+                                                                record.settings.Hyperparameters)
+        assert record.settings.__name__ == f"imdbclf.settings.{name}"
 
 
 def test_tiny_params_parse(params_dict):

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import FRESH_SHELL, NOISE, free_port, make_project, readme, tiny_params  # noqa: F401
+from tests.helpers import FRESH_SHELL, NOISE, free_port, make_project, readme, tiny_params, wait_until  # noqa: F401
 from tests.helpers import run_pipeline as run
 from tests.tiny_hub import write_encoder, write_preprocessor
 from tests.tiny_imdb import write_archive
@@ -232,15 +231,16 @@ def serving(project: Path, command: str, log: Path) -> Iterator[str]:
     with open(log, "w") as out:
         server = readme(command.format(port=port), project, stdout=out, stderr=subprocess.STDOUT,
                         start_new_session=True)
+    def answers() -> bool:
+        assert server.poll() is None, f"server stopped:\n{log.read_text()}"
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+            return True
+        except OSError:
+            return False
+
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert time.time() < deadline and server.poll() is None, f"server did not start:\n{log.read_text()}"
-                time.sleep(1)
+        assert wait_until(answers, timeout_s=120, every_s=0.5), f"server did not start:\n{log.read_text()}"
         yield f"http://127.0.0.1:{port}"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -363,13 +363,11 @@ def test_queued_experiments_with_two_workers_share_one_store(project):
     for c in ("0.5", "8.0"):  # two suffice for two workers; docs/pipeline.md's loop queues more
         run(["dvc", "exp", "run", "--queue", "-S", f"tfidf_logreg.tune.grid.C=[1.0,{c}]"], project)
     run(["dvc", "queue", "start", "-j", "2"], project)
-    deadline = time.time() + 600
-    while True:
-        status = run(["dvc", "queue", "status"], project).stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            break
-        assert time.time() < deadline, status
-        time.sleep(5)
+    def queue_done() -> bool:
+        return not any(word in run(["dvc", "queue", "status"], project).stdout for word in ("Queued", "Running"))
+
+    assert wait_until(queue_done, timeout_s=600, every_s=2), run(["dvc", "queue", "status"], project).stdout
+    status = run(["dvc", "queue", "status"], project).stdout
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     experiments = [e for baseline in shown for e in (baseline.get("experiments") or [])]
     names = {e["name"] for e in experiments if e["revs"][0]["data"].get("status", "Success") == "Success"}

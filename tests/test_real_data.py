@@ -13,7 +13,7 @@ ARCHIVE = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
 @pytest.mark.skipif(not ARCHIVE.exists(), reason=f"{ARCHIVE} not present")
 def test_real_archive_fetch_and_split(tmp_path):
     raw = tmp_path / "raw"
-    assert data.fetch(str(ARCHIVE), raw) == 50_000
+    assert data.fetch_archive(str(ARCHIVE), raw) == 50_000
     for split in ("train", "test"):
         for label in ("pos", "neg"):
             assert len(list((raw / split / label).glob("*.txt"))) == 12_500

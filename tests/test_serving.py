@@ -134,7 +134,7 @@ def names(requirements: list[str]) -> set[str]:
     return {serving.canonical(line.split("==")[0].split("[")[0]) for line in requirements}
 
 
-@pytest.mark.parametrize("family", sorted(families.REGISTRY))
+@pytest.mark.parametrize("family", sorted(families.FAMILIES))
 def test_pip_requirements_are_the_pinned_lines_of_what_scoring_imports(family):
     """Exactly the pins of requirements.txt for the third-party modules that the logged code imports at
     module level (found as sources finds the package's own imports), and nothing for training or tracking."""

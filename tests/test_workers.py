@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from imdbclf import tuning
-from imdbclf.params import TuningParams
+from imdbclf.params import TuneParams, TuningParams
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow  # worker processes training trials
@@ -58,9 +58,10 @@ def test_two_workers_train_every_trial_once_and_a_killed_worker_loses_nothing(tm
 
     killer = threading.Thread(target=kill_in_first_trial)
     killer.start()
-    search = tuning.Search(storage, "m", "k", GRID, SETTINGS, lambda study: False,  # the workers do the work
-                           lambda study: tuning.fail_dead_trials(study, SETTINGS))
-    results = search.run("grid")
+    search = tuning.Search(storage, "m", "k", TuneParams(strategy="grid", grid=GRID), SETTINGS,
+                           work=lambda study: False,  # the workers do the work
+                           reconcile=lambda study: tuning.fail_dead_trials(study, SETTINGS))
+    results = search.run()
     killer.join()
     survivor.terminate()  # not its idle exit: how long a worker waits for trials is no part of the test
     survivor.wait(timeout=60)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from imdbclf import crashpoints
 from imdbclf.data.archive import NO_LIMITS, Budget, Limits, check_member, decode_utf8, looks_like_html, write_file
-from imdbclf.data.download import download, is_url, sha256_of, shown
+from imdbclf.data.download import download, is_url, redact_url, sha256_of
 from imdbclf.errors import UserError
 
 SPLITS = ("train", "test")
@@ -88,10 +88,10 @@ def check_layout(root: Path, source: str) -> None:
                 raise UserError(f"{source}: empty class folder aclImdb/{split}/{label}/")
 
 
-def fetch(source: str, out: Path, sha256: str | None = None, timeout_s: float = 60.0,
+def fetch_archive(source: str, out: Path, sha256: str | None = None, timeout_s: float = 60.0,
           limits: Limits = NO_LIMITS) -> int:
     """Materialise the labelled reviews of `source` in `out`, atomically; return the review count."""
-    out, name = Path(out), shown(source)
+    out, name = Path(out), redact_url(source)
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f".{out.name}-*"):  # staging left by a fetch that was killed
         shutil.rmtree(stale, ignore_errors=True)

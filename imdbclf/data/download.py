@@ -19,7 +19,7 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def shown(source: str) -> str:
+def redact_url(source: str) -> str:
     """`source` with any user:password@ of a URL removed: what errors and MLflow params may contain."""
     if not is_url(source):
         return source
@@ -47,7 +47,7 @@ def download(url: str, dest: Path, timeout_s: float, max_mb: float | None = None
     out): past any, it stops in one line and leaves nothing. A login comes from ~/.netrc (requests)."""
     import requests
 
-    name, tmp = shown(url), dest.with_name(dest.name + ".part")
+    name, tmp = redact_url(url), dest.with_name(dest.name + ".part")
     started = time.monotonic()
     window_start, window_bytes = started, 0
     try:

@@ -10,17 +10,18 @@ import pandas as pd
 
 from imdbclf.data import aclimdb, table
 from imdbclf.data.archive import Limits
+from imdbclf.settings.pipeline import DataParams
 
 
-def fetch(p, out: Path) -> int:
+def fetch(p: DataParams, out: Path) -> int:
     """`p`: params.yaml's `data:`. The source's labelled texts into `out`, atomically; their count."""
     if p.format == "table":
-        return table.fetch(p, out, Limits.of(p))
-    return aclimdb.fetch(p.source, out, p.sha256, p.timeout_s, Limits.of(p))
+        return table.fetch_table(p, out, Limits.of(p))
+    return aclimdb.fetch_archive(p.source, out, p.sha256, p.timeout_s, Limits.of(p))
 
 
-def read(raw: Path, p, split: str, grouped: bool) -> pd.DataFrame | None:
+def read(raw: Path, p: DataParams, split: str, grouped: bool) -> pd.DataFrame | None:
     """One split of the fetched data (None: a table without a separate test table)."""
     if p.format == "table":
-        return table.read(raw, split)
+        return table.read_fetched(raw, split)
     return aclimdb.read_reviews(raw, split, movies_required=grouped, label=p.label)

@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from imdbclf.errors import UserError
-from imdbclf.outputs import PREPARED, prepared
+from imdbclf.outputs import PREPARED, prepared_file
 
 BINARY = ("negative", "positive")  # IMDB's sentiment, and the classes of a split made without names
 GROUP_COLUMNS = ("movie", "group")  # the aclImdb source's groups are movies; a table's, its group column
@@ -182,7 +182,7 @@ def read_train_counts() -> np.ndarray:
 
 
 def load_split(name: str) -> Split:
-    path = prepared(name)
+    path = prepared_file(name)
     if not path.exists():
         raise UserError(f"{path}: not found (run the split stage first: dvc repro split)")
     return Split.from_frame(name, pd.read_parquet(path), read_classes())

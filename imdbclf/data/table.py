@@ -19,9 +19,10 @@ import pandas as pd
 
 from imdbclf import atomic
 from imdbclf.data.archive import MB, Limits
-from imdbclf.data.download import download, is_url, shown
+from imdbclf.data.download import download, is_url, redact_url
 from imdbclf.errors import UserError
 from imdbclf.formats import table_suffix
+from imdbclf.settings.pipeline import DataParams
 
 COLUMNS = ("id", "text", "label", "group")
 # A compressed table is recognised by its first bytes (a downloaded copy has no name to go by) and
@@ -36,7 +37,7 @@ def table_format(source: str, setting: str) -> str:
         return setting
     if found := table_suffix(source):
         return found
-    raise UserError(f"data.source: {shown(source)}: cannot tell the table's format from its name: set "
+    raise UserError(f"data.source: {redact_url(source)}: cannot tell the table's format from its name: set "
                     f"data.table_format to csv, tsv, parquet or jsonl")
 
 
@@ -190,7 +191,7 @@ def labels_of(values: pd.Series, column: str, name: str) -> pd.Series:
     return values.astype(str)
 
 
-def standard_frame(frame: pd.DataFrame, p, name: str, limits: Limits) -> pd.DataFrame:
+def standard_frame(frame: pd.DataFrame, p: DataParams, name: str, limits: Limits) -> pd.DataFrame:
     """id, text, label, group from the table's columns (`p`: params.yaml's `data:`)."""
     texts = _column(frame, p.text_column, "data.text_column", name)
     labels = _column(frame, p.label_column, "data.label_column", name)
@@ -223,7 +224,7 @@ def standard_frame(frame: pd.DataFrame, p, name: str, limits: Limits) -> pd.Data
     })
 
 
-def _local_copy(source: str, tmp: Path, p, limits: Limits) -> Path:
+def _local_copy(source: str, tmp: Path, p: DataParams, limits: Limits) -> Path:
     if is_url(source):
         path = tmp / "table"
         download(source, path, p.timeout_s, limits.download_mb, limits.download_s, limits.download_min_kb_s,
@@ -239,7 +240,7 @@ def _local_copy(source: str, tmp: Path, p, limits: Limits) -> Path:
     return path
 
 
-def fetch(p, out: Path, limits: Limits) -> int:
+def fetch_table(p: DataParams, out: Path, limits: Limits) -> int:
     """data.source (and data.test_source, when given) → out/train.parquet (and out/test.parquet),
     atomically; returns the number of rows."""
     out = Path(out)
@@ -254,7 +255,7 @@ def fetch(p, out: Path, limits: Limits) -> int:
         for split, source in (("train", p.source), ("test", p.test_source)):
             if source is None:
                 continue
-            name = shown(source)
+            name = redact_url(source)
             path = unpacked(_local_copy(source, tmp, p, limits), tmp, limits, name)
             columns = [c for c in (p.text_column, p.label_column, p.group_column, p.id_column) if c]
             table = read_table(path, table_format(source, p.table_format), name, columns, limits)
@@ -270,7 +271,7 @@ def fetch(p, out: Path, limits: Limits) -> int:
     return count
 
 
-def read(raw: Path, split: str) -> pd.DataFrame | None:
+def read_fetched(raw: Path, split: str) -> pd.DataFrame | None:
     """A split as fetch wrote it (None: the source has no separate table for it)."""
     path = Path(raw) / f"{split}.parquet"
     return pd.read_parquet(path) if path.exists() else None

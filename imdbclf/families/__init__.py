@@ -10,12 +10,11 @@ from imdbclf.data import Split
 from imdbclf.families.base import EpochLogger, Family, FitOptions, StepTiming, best_epoch, predicted_labels
 from imdbclf.families.registry import (
            ENSEMBLE,
-           REGISTRY,
-           SCORING_PACKAGES,
+           FAMILIES,
            create,
            family_class,
            family_module,
-           load,
+           load_family,
            load_verified,
            saved_family,
            saved_meta,
@@ -23,6 +22,6 @@ from imdbclf.families.registry import (
 )
 from imdbclf.settings import Strict, hyperparameters
 
-__all__ = ["ENSEMBLE", "REGISTRY", "SCORING_PACKAGES", "EpochLogger", "Family", "FitOptions", "Split", "StepTiming",
-           "Strict", "best_epoch", "create", "family_class", "family_module", "hyperparameters", "load",
+__all__ = ["ENSEMBLE", "FAMILIES", "EpochLogger", "Family", "FitOptions", "Split", "StepTiming",
+           "Strict", "best_epoch", "create", "family_class", "family_module", "hyperparameters", "load_family",
            "load_verified", "predicted_labels", "saved_family", "saved_meta", "scoring_families"]

@@ -29,10 +29,6 @@ from imdbclf.settings.nb_logreg import NbLogRegConfig, NbLogRegHyperparameters
 VOCABULARY, WEIGHTS = "vocabulary.json", "weights.npz"
 
 
-def _lower(text: str) -> str:
-    return text.lower()
-
-
 class NbLogReg(Family):
     name = "nb_logreg"
     loads_only_data = True
@@ -48,7 +44,7 @@ class NbLogReg(Family):
         self.intercept = np.zeros(0)
 
     def _vectorizer(self, ngram_max: int, vocabulary: dict[str, int] | None = None) -> CountVectorizer:
-        return CountVectorizer(preprocessor=_lower, token_pattern=self.config.token_pattern, binary=True,
+        return CountVectorizer(preprocessor=str.lower, token_pattern=self.config.token_pattern, binary=True,
                                ngram_range=(1, ngram_max), max_features=self.config.max_features,
                                vocabulary=vocabulary, dtype=np.float32)
 

@@ -11,41 +11,25 @@ from imdbclf import environment, integrity, settings
 from imdbclf.errors import UserError
 from imdbclf.families.base import FAMILY_FILE, Family
 from imdbclf.formats import MODEL_NAME
+from imdbclf.settings.pipeline import ModelParams
 
-# family name -> "module:Class"; imported lazily so the TF-free baseline does not load TensorFlow.
-# Each family's settings are in imdbclf.settings.<family name> (`settings.BY_FAMILY`, the same names).
-REGISTRY = {
-    "lstm": "imdbclf.families.keras.lstm:BiLSTM",
-    "tfidf_logreg": "imdbclf.families.tfidf_logreg:TfidfLogReg",
-    "nb_logreg": "imdbclf.families.nb_logreg:NbLogReg",
-    "hub_encoder": "imdbclf.families.keras.hub_encoder:HubEncoder",
-}
-# family name -> what scoring its saved model imports beyond the package's base (serving.SCORING_PACKAGES),
-# by the names in requirements.txt: the logged MLflow model's pip requirements. setuptools: tensorflow_hub
-# imports pkg_resources, which setuptools 81+ no longer ships.
-SCORING_PACKAGES = {
-    "lstm": ("tensorflow", "tf-keras"),
-    "tfidf_logreg": ("skops",),
-    "hub_encoder": ("tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text", "setuptools"),
-    "nb_logreg": (),
-}
+# Each family's name, settings, class and scoring packages are declared once, in `settings.FAMILIES`.
+FAMILIES = settings.FAMILIES
 
 
 def family_module(name: str) -> str:
     """The module of a family (without importing it: the TF-free stages only need its name)."""
-    if name not in REGISTRY:
-        raise UserError(f"unknown model family '{name}' (known: {', '.join(sorted(REGISTRY))})")
-    return REGISTRY[name].split(":")[0]
+    return settings.known_family(name).implementation.split(":")[0]
 
 
 def family_class(name: str) -> type[Family]:
     module = family_module(name)
     environment.use_legacy_keras()  # before a Keras family's module loads TensorFlow
     imported = importlib.import_module(module)
-    return getattr(imported, REGISTRY[name].split(":")[1])
+    return getattr(imported, FAMILIES[name].implementation.split(":")[1])
 
 
-def create(model_name: str, section) -> Family:
+def create(model_name: str, section: ModelParams) -> Family:
     """A fresh, untrained family for the params section of `model_name`."""
     config = settings.validate(settings.of(section.family).Config, section.model, f"{model_name}.model")
     family = family_class(section.family)(config)
@@ -86,7 +70,7 @@ def ensemble_members(path: Path) -> dict[str, str]:
         raise UserError(f"{path}: not a saved ensemble (its {FAMILY_FILE} names no members with their weights)")
     for name, family in declared.items():
         member = path / MEMBERS_DIR / name
-        if not MODEL_NAME.fullmatch(name) or family == ENSEMBLE or family not in REGISTRY:
+        if not MODEL_NAME.fullmatch(name) or family == ENSEMBLE or family not in FAMILIES:
             raise UserError(f"{path}: member {name!r} ({family}) is not a model of a known family")
         if saved_family(member) != family:
             raise UserError(f"{member}: a {saved_family(member)} model, but the ensemble declares {family}")
@@ -111,10 +95,10 @@ def load_verified(path: Path, root: Path, trust: bool = False) -> Family:
         raise UserError(f"{path}: no {integrity.LOCK_FILE} output holds it, so its files cannot be checked, and a "
                         f"{saved_family(path)} model can run code when loaded: reproduce it with `dvc repro`, or "
                         "vouch for it (--trust)")
-    return load(path)
+    return load_family(path)
 
 
-def load(path: Path) -> Family:
+def load_family(path: Path) -> Family:
     """A saved family; a directory that is not one, or only part of one, is a UserError naming it."""
     path = Path(path)
     if not (path / FAMILY_FILE).exists():

@@ -81,7 +81,7 @@ def save_preprocessor(vocab: list[str], directory: Path, lower_case: bool = True
 # ---------------------------------------------------------------- encoder
 
 
-def gelu(x):
+def gelu(x: tf.Tensor) -> tf.Tensor:
     """The exact (erf) GELU of BERT's `hidden_act: gelu`."""
     return 0.5 * x * (1.0 + tf.math.erf(x / math.sqrt(2.0)))
 

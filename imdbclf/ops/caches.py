@@ -94,7 +94,7 @@ def show(root: Path) -> str:
     return "\n".join(lines)
 
 
-def running(root: Path) -> list[str]:
+def pipeline_processes(root: Path) -> list[str]:
     """Stages, tune workers and DVC runs of this workspace (their working directory is in it, as is a
     queued experiment's temp copy): `pid: command` of each."""
     import psutil
@@ -132,7 +132,7 @@ def clear(root: Path, names: Iterable[str] = ()) -> str:
             raise UserError(f"no cache named '{name}' (known: {', '.join(every)})")
         if not every[name].clearable:
             raise UserError(f"{name}: not cleared here: {every[name].what}")
-    busy = running(root)
+    busy = pipeline_processes(root)
     if busy:
         raise UserError(f"not clearing while this workspace runs {busy[0]}"
                         f"{f' (and {len(busy) - 1} more)' if len(busy) > 1 else ''}: wait for it or stop it first")

@@ -33,13 +33,18 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imdbclf.errors import UserError, exit_on_user_error
-from imdbclf.ops import console, failpoints
+from imdbclf.ops import console, dashboards, failpoints
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-def predictor(model: str | None, trust: bool = False):
+def predictor(model: str | None, trust: bool = False) -> Callable[[Sequence[str]], pd.DataFrame]:
     """A function texts → their predictions (`serving.predictions_frame`), from a model directory or the
     MLflow registry."""
     from imdbclf import families, model_registry, params, tracking
@@ -72,7 +77,7 @@ def predictor(model: str | None, trust: bool = False):
     return lambda texts: pyfunc.predict(pd.DataFrame({"text": list(texts)}))
 
 
-def serve(model: str | None, host: str, port: int, workers: int) -> None:
+def serve_model(model: str | None, host: str, port: int, workers: int) -> None:
     """Check a registered version against its digest tag, then serve that verified copy: MLflow's scoring
     app behind a guard on request size and error messages (`imdbclf.ops.scoring`), with uvicorn as
     `mlflow models serve` runs it (this venv, no new environment). A planted artifact is never loaded."""
@@ -86,12 +91,12 @@ def serve(model: str | None, host: str, port: int, workers: int) -> None:
     cache_dir("served").mkdir(parents=True, exist_ok=True)  # a fresh clone has no .cache/ yet
     local = Path(tempfile.mkdtemp(prefix="served-", dir=cache_dir("served")))
     checked = model_registry.download_verified(uri, local, experiment_id)
-    print(f"serving {uri} (checked against its digest tag) from {checked} on {_address(host, port)}/invocations",
-          flush=True)
+    print(f"serving {uri} (checked against its digest tag) from {checked} on "
+          f"{dashboards.browser_link(host, port)}/invocations", flush=True)
     os.environ.update({scoring.MODEL_PATH: str(checked),
                        scoring.MAX_REQUEST_BYTES: str(int(p.serving.max_request_mb * (1 << 20))),
                        scoring.MAX_ERROR_CHARS: str(p.serving.max_error_chars)})
-    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "--factory", "imdbclf.ops.scoring:create_app",
+    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "--factory", "imdbclf.ops.scoring:scoring_app",
                               "--host", host, "--port", str(port), "--workers", str(workers)])
 
 
@@ -107,60 +112,14 @@ def tune_worker(model: str, threads: int | None, idle_exit: float | None) -> Non
     url = tuning.storage_url(p.tuning)
     tracking.setup(p)
     runner = workers.TrialRunner(p, model, tuning.open_storage(url, p.tuning))
-    print(f"tune-worker {model}: {runner.worker} on {tuning.shown(url)}, key {runner.key}")
+    print(f"tune-worker {model}: {runner.worker} on {tuning.redact_storage_url(url)}, key {runner.key}")
     with tuning.storage_errors(url):
         workers.serve(runner, idle_exit if idle_exit is not None else p.tuning.worker_idle_exit_s)
     print(f"tune-worker {model}: no trials for a while, stopping")
 
 
-def ui(host: str, port: int) -> None:
-    """Print the link that opens the experiment on its runs (the experiment is created if new, so
-    that it has an id), then become `mlflow ui` on the pipeline's store. A tracking server is its
-    own UI: then only its link is printed."""
-    from imdbclf import params, tracking
-
-    p = params.load()
-    experiment_id = tracking.setup(p)
-    uri = tracking.tracking_uri(p)
-    if uri.startswith(("http://", "https://")):
-        print(f"runs of {p.tracking.experiment}: {tracking.runs_link(uri, experiment_id)}")
-        return
-    print(f"runs of {p.tracking.experiment}: {tracking.runs_link(_address(host, port), experiment_id)}", flush=True)
-    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,  # this venv's
-                              "--default-artifact-root", str(tracking.artifact_root(uri)), "--host", host,
-                              "--port", str(port)])
-
-
-def _address(host: str, port: int) -> str:
-    """The link a browser on this machine opens for a server listening on host:port."""
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    return f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
-
-
-def optuna_ui(host: str, port: int) -> None:
-    """Print the link, then serve optuna-dashboard on the tuning storage (the journal file or the team's
-    database, whichever the stages use): every model's studies, their history, hyperparameter plots,
-    the pruned trials' curves."""
-    from optuna_dashboard import run_server
-
-    from imdbclf import params, tuning
-
-    p = params.load()
-    url = tuning.storage_url(p.tuning)
-    storage = tuning.open_storage(url, p.tuning)
-    print(f"studies in {tuning.shown(url)}: {_address(host, port)}/dashboard", flush=True)
-    run_server(storage, host=host, port=port)
-
-
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> None:
-    console.quiet()
-    failpoints.arm()
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["services"]:  # a command line of its own, shared with `make services`
-        from imdbclf.ops import services
-
-        return services.main(argv[1:])
+def _parser() -> argparse.ArgumentParser:
+    """The command line's subcommands and their options (`services` only for the help: it has its own)."""
     parser = argparse.ArgumentParser(prog="python -m imdbclf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -205,54 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     cache = commands.add_parser("cache", help="show the caches' sizes; --clear frees them")
     cache.add_argument("--clear", nargs="*", metavar="NAME",
                        help="delete these caches (all that may be freed when none is named); not while a stage runs")
-    args = parser.parse_args(argv)
-    if args.command == "compare":
-        from imdbclf.ops import experiments
+    return parser
 
-        print(experiments.table(experiments.experiments(), args.width))
-        return
-    if args.command == "cache":
-        from imdbclf.ops import caches
-        from imdbclf.workspace import project_root
 
-        root = project_root()
-        print(caches.show(root) if args.clear is None else caches.clear(root, args.clear))
-        return
-    if args.command == "convert-bert":
-        from imdbclf import environment
-
-        environment.use_legacy_keras()
-        from imdbclf.ops.bert_converter import convert_bert
-
-        preprocessor, encoder = convert_bert(args.hf_dir, args.out_dir)
-        print(f"preprocessor: {preprocessor}\nencoder:      {encoder}")
-        return
-
-    if args.command == "ui":
-        ui(args.host, args.port)
-        return
-    if args.command == "serve":
-        serve(args.model, args.host, args.port, args.workers)
-        return
-    if args.command == "optuna-ui":
-        optuna_ui(args.host, args.port)
-        return
-
-    if args.command == "tune-worker":
-        tune_worker(args.model, args.threads, args.idle_exit)
-        return
-
-    if args.command == "promote":
-        from imdbclf import model_registry, params, tracking
-
-        p = params.load()
-        tracking.setup(p)
-        prefix = p.tracking.registered_model_prefix
-        champion = model_registry.promote(prefix, args.model, args.version, args.experiment)
-        print(f"{model_registry.champion_uri(prefix)} → {champion.tags['source_model']} "
-              f"version {champion.tags['source_version']}")
-        return
-
+def _predict(args: argparse.Namespace) -> None:
     texts = list(args.texts)
     if args.file:
         if not args.file.exists():
@@ -276,6 +191,79 @@ def main(argv: list[str] | None = None) -> None:
     else:
         for row in rows:
             print(f"{row['probability']:.4f}\t{row['label']}\t{row['text'][:80]}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    serve_model(args.model, args.host, args.port, args.workers)
+
+
+def _promote(args: argparse.Namespace) -> None:
+    from imdbclf import model_registry, params, tracking
+
+    p = params.load()
+    tracking.setup(p)
+    prefix = p.tracking.registered_model_prefix
+    champion = model_registry.promote(prefix, args.model, args.version, args.experiment)
+    print(f"{model_registry.champion_uri(prefix)} → {champion.tags['source_model']} "
+          f"version {champion.tags['source_version']}")
+
+
+def _tune_worker(args: argparse.Namespace) -> None:
+    tune_worker(args.model, args.threads, args.idle_exit)
+
+
+def _convert_bert(args: argparse.Namespace) -> None:
+    from imdbclf import environment
+
+    environment.use_legacy_keras()
+    from imdbclf.ops.bert_converter import convert_bert
+
+    preprocessor, encoder = convert_bert(args.hf_dir, args.out_dir)
+    print(f"preprocessor: {preprocessor}\nencoder:      {encoder}")
+
+
+def _services(argv: list[str]) -> None:
+    from imdbclf.ops.services_cli import run_services_cli
+
+    run_services_cli(argv)
+
+
+def _ui(args: argparse.Namespace) -> None:
+    dashboards.ui(args.host, args.port)
+
+
+def _optuna_ui(args: argparse.Namespace) -> None:
+    dashboards.optuna_ui(args.host, args.port)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from imdbclf.ops import experiments
+
+    print(experiments.table(experiments.experiments(), args.width))
+
+
+def _cache(args: argparse.Namespace) -> None:
+    from imdbclf.ops import caches
+    from imdbclf.workspace import project_root
+
+    root = project_root()
+    print(caches.show(root) if args.clear is None else caches.clear(root, args.clear))
+
+
+COMMANDS = {"predict": _predict, "serve": _serve, "promote": _promote, "tune-worker": _tune_worker,
+            "convert-bert": _convert_bert, "services": lambda args: _services([]), "ui": _ui,
+            "optuna-ui": _optuna_ui, "compare": _compare, "cache": _cache}
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    console.quiet()
+    failpoints.arm()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["services"]:  # a command line of its own, shared with `make services`
+        return _services(argv[1:])
+    args = _parser().parse_args(argv)
+    COMMANDS[args.command](args)
 
 
 if __name__ == "__main__":

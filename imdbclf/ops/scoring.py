@@ -150,7 +150,7 @@ class Guard:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app():
+def scoring_app() -> Guard:
     """What uvicorn serves: MLflow's scoring app for the model at $IMDBCLF_SERVED_MODEL, guarded."""
     from mlflow.pyfunc import scoring_server
 

@@ -119,7 +119,7 @@ def _writer_in_store(name: str, password: str) -> bool | None:
     return bool(user.is_admin) or any(role.name == TEAM_ROLE for role in store.list_user_roles(user.id))
 
 
-def create_app():
+def team_app() -> ReadersRead:
     """MLflow's basic-auth app (FastAPI under uvicorn), behind `ReadersRead`."""
     from mlflow.server import auth
 

@@ -15,8 +15,8 @@ from imdbclf import baselines, outputs, selection, significance
 from imdbclf.atomic import read_json, read_parquet
 from imdbclf.data import group_column
 from imdbclf.ensemble import ENSEMBLE
-from imdbclf.params import ReportParams
 from imdbclf.reporting.markdown import most_confidently_wrong
+from imdbclf.settings.pipeline import ReportParams
 from imdbclf.settings.selection import SelectionParams
 
 
@@ -31,7 +31,7 @@ def predicted(frame: pd.DataFrame) -> np.ndarray:
     return (seed_columns(frame).to_numpy().T >= 0.5).astype(int)
 
 
-def correctness(frame: pd.DataFrame) -> np.ndarray:
+def seed_correctness(frame: pd.DataFrame) -> np.ndarray:
     """Per text, the fraction of the model's seeds that classify it right."""
     return significance.correctness(frame["label"].to_numpy(), predicted(frame))
 
@@ -53,8 +53,8 @@ class ModelOutputs:
     @classmethod
     def read(cls, model: str) -> ModelOutputs:
         return cls(model, read_json(outputs.tune_metrics(model)), read_json(outputs.retrain_metrics(model)),
-                   read_json(outputs.eval_metrics(model)), read_parquet(outputs.predictions(model, "test")),
-                   read_parquet(outputs.predictions(model, "val")), pd.read_csv(outputs.history(model)),
+                   read_json(outputs.eval_metrics(model)), read_parquet(outputs.predictions_file(model, "test")),
+                   read_parquet(outputs.predictions_file(model, "val")), pd.read_csv(outputs.history(model)),
                    pd.read_csv(outputs.eval_dir(model) / "roc.csv"),
                    read_json(outputs.eval_dir(model) / "examples.json"))
 
@@ -171,8 +171,8 @@ def compare(models: list[ModelOutputs], test: pd.DataFrame, val: pd.DataFrame, r
             train_counts: np.ndarray, rule: SelectionParams) -> Comparison:
     column = group_column(val)  # the CIs' clusters (IMDB: movies); each text its own without groups
     groups = (val[column] if column else val["id"]).to_numpy()
-    test_correct = {m.model: correctness(m.test_predictions) for m in models}
-    val_correct = {m.model: correctness(m.val_predictions) for m in models}
+    test_correct = {m.model: seed_correctness(m.test_predictions) for m in models}
+    val_correct = {m.model: seed_correctness(m.val_predictions) for m in models}
     rows = [m.row(significance.bootstrap_ci(val_correct[m.model], r.bootstrap_samples, r.confidence, r.seed,
                                             clusters=groups)) for m in models]
     pairs = significance.pairwise(test_correct, r.bootstrap_samples, r.confidence, r.seed)

@@ -87,7 +87,7 @@ def _per_class(rows: list[dict], classes: Sequence[str]) -> list[str]:
     return lines
 
 
-def _confusion(row: dict) -> list[str]:
+def _confusion_section(row: dict) -> list[str]:
     matrix = row["confusion_matrix"]
     classes = matrix["classes"]
     lines = ["", f"### {row['model']}: confusion matrix (rows: true class, columns: predicted)", "",
@@ -128,27 +128,11 @@ def _guesses(rows: list[dict], guesses: Sequence[dict], level: int) -> list[str]
     return lines
 
 
-def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: list[dict],
-             worst: Mapping[str, pd.DataFrame], champion: dict, figures: Mapping[str, str],
-             title: str = "IMDB sentiment", grouped_by: str = "movie", guesses: Sequence[dict] = (),
-             why: str = "") -> str:
-    """The human-readable report: table, the baselines, paired statistics, per class, figures, examples,
-    error analysis. `grouped_by`: what the validation CIs resample (movie for IMDB, a table's group, or
-    text); `guesses`: the baselines' rows; `why`: why the selection metric is the one."""
-    level = int(round(confidence * 100))
-    title, grouped_by = cell(title), cell(grouped_by)
-    classes = tuple(rows[0].get("classes") or BINARY) if rows else BINARY
-    binary = len(classes) == 2
-    f1 = "F1" if binary else "macro-F1"
-    lines = [f"# {title}: which model, and how sure are we?", "", champion_statement(champion, grouped_by, why), ""]
-    if not binary:
-        lines += [f"{len(classes)} classes: {', '.join(map(cell, classes))}. "
-                  "ROC-AUC is one-vs-rest, macro-averaged.", ""]
-    metric = champion.get("metric", "accuracy")
+def _results_table(rows: list[dict], level: int, grouped_by: str, metric: str, binary: bool) -> list[str]:
     chosen_by = "" if metric == "accuracy" else f"val {NAMES[metric]} | "
-    lines += [f"| model | best hyperparameters | {chosen_by}val accuracy [{level}% CI, by {grouped_by}] | "
-              f"test accuracy | {f1} | ROC-AUC | trainable params | train s | texts/s |",
-              "|---|---|" + ("---|" if chosen_by else "") + "---|---|---|---|---|---|---|"]
+    lines = [f"| model | best hyperparameters | {chosen_by}val accuracy [{level}% CI, by {grouped_by}] | "
+             f"test accuracy | {'F1' if binary else 'macro-F1'} | ROC-AUC | trainable params | train s | texts/s |",
+             "|---|---|" + ("---|" if chosen_by else "") + "---|---|---|---|---|---|---|"]
     for r in rows:
         score = f"{r['val_score']:.4f} | " if chosen_by else ""
         lines.append(
@@ -162,38 +146,66 @@ def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: l
     independent = ("reviews of one movie are not independent evidence" if grouped_by == "movie" else
                    f"texts of one {grouped_by} are not independent evidence" if grouped_by != "text" else
                    "each text is one piece of evidence")
-    lines += ["", f"Validation intervals resample whole {grouped_by}s: {independent}. With several seeds, every "
-              "seed's predictions count (per text, the fraction of seeds right)."]
-    lines += _guesses(rows, guesses, level)
-    lines += ["", f"## Paired comparisons on the same test texts ({level}% paired bootstrap CI, exact McNemar, "
-              "Holm-adjusted over all pairs)", ""]
-    if pairs:
-        lines += ["| A − B | accuracy difference | CI | McNemar p | Holm-adjusted p | A right, B wrong | "
-                  "B right, A wrong |", "|---|---|---|---|---|---|---|"]
-        for p in pairs:
-            lines.append(f"| {p['a']} − {p['b']} | {p['accuracy_diff']:+.4f} | "
-                         f"[{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] | {p['mcnemar_p']:.3g} | "
-                         f"{p['mcnemar_p_holm']:.3g} | {p['a_right_b_wrong']} | {p['b_right_a_wrong']} |")
-    else:
-        lines.append("Only one model ran: nothing to compare.")
-    if rows and any(r.get("per_class") for r in rows):
-        lines += _per_class(rows, classes)
-    if not binary:
-        for r in rows:
-            lines += _confusion(r)
-    lines += ["", "## Figures", ""]
-    lines += [f"![{title}]({path})" for title, path in figures.items()]
-    lines += ["", "## Example texts: predicted class and its probability per model", ""]
+    return lines + ["", f"Validation intervals resample whole {grouped_by}s: {independent}. With several seeds, "
+                    "every seed's predictions count (per text, the fraction of seeds right)."]
+
+
+def _paired(pairs: list[dict], level: int) -> list[str]:
+    lines = ["", f"## Paired comparisons on the same test texts ({level}% paired bootstrap CI, exact McNemar, "
+             "Holm-adjusted over all pairs)", ""]
+    if not pairs:
+        return lines + ["Only one model ran: nothing to compare."]
+    lines += ["| A − B | accuracy difference | CI | McNemar p | Holm-adjusted p | A right, B wrong | "
+              "B right, A wrong |", "|---|---|---|---|---|---|---|"]
+    for p in pairs:
+        lines.append(f"| {p['a']} − {p['b']} | {p['accuracy_diff']:+.4f} | "
+                     f"[{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] | {p['mcnemar_p']:.3g} | "
+                     f"{p['mcnemar_p_holm']:.3g} | {p['a_right_b_wrong']} | {p['b_right_a_wrong']} |")
+    return lines
+
+
+def _examples_and_errors(rows: list[dict], examples: list[dict], worst: Mapping[str, pd.DataFrame],
+                         classes: tuple[str, ...]) -> list[str]:
     names = [r["model"] for r in rows]
-    lines += ["| text | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines = ["", "## Example texts: predicted class and its probability per model", "",
+             "| text | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for example in examples:
         lines.append(f"| {cell(example['text'], 300)} | " + " | ".join(
             f"{cell(example[n]['label'])} ({example[n]['probability']:.3f})" for n in names) + " |")
     for name, frame in worst.items():
         lines += ["", f"## {name}: the test texts it gets most confidently wrong", "",
-                  "| true class | predicted | " + ("P(positive)" if binary else "its probability") + " | text |",
-                  "|---|---|---|---|"]
+                  "| true class | predicted | " + ("P(positive)" if len(classes) == 2 else "its probability") +
+                  " | text |", "|---|---|---|---|"]
         for _, row in frame.iterrows():
             lines.append(f"| {cell(classes[int(row['label'])])} | {cell(classes[int(row['predicted'])])} | "
                          f"{row['probability']:.3f} | {cell(row['text'], 300)} |")
+    return lines
+
+
+def markdown(rows: list[dict], pairs: list[dict], confidence: float, examples: list[dict],
+             worst: Mapping[str, pd.DataFrame], champion: dict, figures: Mapping[str, str],
+             title: str = "IMDB sentiment", grouped_by: str = "movie", guesses: Sequence[dict] = (),
+             why: str = "") -> str:
+    """The human-readable report: table, the baselines, paired statistics, per class, figures, examples,
+    error analysis. `grouped_by`: what the validation CIs resample (movie for IMDB, a table's group, or
+    text); `guesses`: the baselines' rows; `why`: why the selection metric is the one."""
+    level = int(round(confidence * 100))
+    title, grouped_by = cell(title), cell(grouped_by)
+    classes = tuple(rows[0].get("classes") or BINARY) if rows else BINARY
+    binary = len(classes) == 2
+    lines = [f"# {title}: which model, and how sure are we?", "", champion_statement(champion, grouped_by, why), ""]
+    if not binary:
+        lines += [f"{len(classes)} classes: {', '.join(map(cell, classes))}. "
+                  "ROC-AUC is one-vs-rest, macro-averaged.", ""]
+    lines += _results_table(rows, level, grouped_by, champion.get("metric", "accuracy"), binary)
+    lines += _guesses(rows, guesses, level)
+    lines += _paired(pairs, level)
+    if rows and any(r.get("per_class") for r in rows):
+        lines += _per_class(rows, classes)
+    if not binary:
+        for r in rows:
+            lines += _confusion_section(r)
+    lines += ["", "## Figures", ""]
+    lines += [f"![{title}]({path})" for title, path in figures.items()]
+    lines += _examples_and_errors(rows, examples, worst, classes)
     return "\n".join(lines) + "\n"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 
-from imdbclf.outputs import prepared
+from imdbclf.outputs import prepared_file
 from imdbclf.tracking.store import with_retries
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def split_datasets(*splits: Split) -> list[PandasDataset]:
         datasets = []
         for split in splits:
             frame = pd.DataFrame({"text": split.texts, "label": split.labels})
-            dataset = from_pandas(frame, source=prepared(split.name).as_posix(), name=split.name, targets="label")
+            dataset = from_pandas(frame, source=prepared_file(split.name).as_posix(), name=split.name, targets="label")
             dataset.schema  # noqa: B018 - a cached property: inferred here, under the warnings filter
             datasets.append(dataset)
     return datasets

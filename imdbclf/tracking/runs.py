@@ -21,7 +21,8 @@ from mlflow.tracking import MlflowClient
 
 from imdbclf import processes
 from imdbclf.errors import Interrupted, interrupt_exit_code
-from imdbclf.params import Params, TrackingParams
+from imdbclf.params import Params
+from imdbclf.settings.pipeline import TrackingParams
 from imdbclf.tracking.log import log_datasets, log_metrics, log_params
 from imdbclf.tracking.store import open_experiment, with_retries
 

@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from imdbclf import processes
-from imdbclf.params import TuningParams
+from imdbclf.settings.pipeline import TuningParams
 from imdbclf.tuning.storage import experimental_ok
 from imdbclf.tuning.trials import config_label
 

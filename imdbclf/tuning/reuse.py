@@ -14,7 +14,7 @@ from typing import Any
 from imdbclf import codedeps, families
 from imdbclf.data.download import sha256_of
 from imdbclf.families import Family
-from imdbclf.params import ModelParams
+from imdbclf.settings.pipeline import ModelParams
 from imdbclf.settings.selection import SelectionParams
 from imdbclf.settings.sizing import SizingParams
 

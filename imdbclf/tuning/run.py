@@ -10,9 +10,8 @@ from collections.abc import Sequence
 import optuna
 
 from imdbclf.params import check_model_name
-from imdbclf.tuning.search import Search
-from imdbclf.tuning.search import trials_to_train as count_to_train
-from imdbclf.tuning.storage import shown, storage_errors
+from imdbclf.tuning.search import Search, count_trials_to_train
+from imdbclf.tuning.storage import redact_storage_url, storage_errors
 from imdbclf.tuning.trials import TrialResult
 from imdbclf.tuning.workers import PARENT_RUN, TrialRunner, reconcile
 
@@ -49,7 +48,7 @@ def search(runner: TrialRunner, url: str, parent_run_id: str, worker_command: Se
         raise ValueError("several local workers need the command that starts one (worker_command)")
     local = (start_local_workers(worker_command, runner.model, count, gpus, runner.settings.worker_idle_exit_s)
              if count > 1 else [])
-    print(f"tune@{runner.model}: {tune.strategy} search, {count} local worker(s), studies in {shown(url)}")
+    print(f"tune@{runner.model}: {tune.strategy} search, {count} local worker(s), studies in {redact_storage_url(url)}")
 
     def on_phase(study: optuna.Study) -> None:  # workers file their trials' runs under the stage's run
         study.set_user_attr(PARENT_RUN, parent_run_id)
@@ -59,9 +58,8 @@ def search(runner: TrialRunner, url: str, parent_run_id: str, worker_command: Se
 
     try:
         with storage_errors(url):
-            return Search(runner.storage, runner.model, runner.key, tune.grid, runner.settings, work,
-                          lambda study: reconcile(runner, study), tune.pruner, tune.pruner_args, tune.n_trials,
-                          tune.seed, on_phase).run(tune.strategy)
+            return Search(runner.storage, runner.model, runner.key, tune, runner.settings, work=work,
+                          reconcile=lambda study: reconcile(runner, study), on_phase=on_phase).run()
     finally:
         for proc in local:
             proc.terminate()
@@ -73,4 +71,4 @@ def trials_to_train(runner: TrialRunner, url: str) -> int:
     """About how many trials the search still has to train (what the CPU-time guard multiplies out)."""
     tune = runner.section.tune
     with storage_errors(url):
-        return count_to_train(runner.storage, runner.model, runner.key, tune.strategy, tune.grid, tune.n_trials)
+        return count_trials_to_train(runner.storage, runner.model, runner.key, tune.strategy, tune.grid, tune.n_trials)

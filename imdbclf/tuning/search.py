@@ -15,7 +15,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback as Retry
 from optuna.trial import FrozenTrial, TrialState
 
 from imdbclf.errors import UserError
-from imdbclf.params import TuningParams
+from imdbclf.settings.pipeline import TuneParams, TuningParams
 from imdbclf.tuning.queue import DONE, GRID, TPE_TRIALS, finished_trials, make_pruner, open_study, study_name
 from imdbclf.tuning.storage import experimental_ok
 from imdbclf.tuning.trials import TrialResult, as_result, best_of, config_label
@@ -36,7 +36,7 @@ def planned_trials(strategy: str, grid: dict[str, list], n_trials: int | None) -
     return sizes[0] + sum(size - 1 for size in sizes[1:])
 
 
-def trials_to_train(storage: optuna.storages.BaseStorage, model: str, key: str, strategy: str,
+def count_trials_to_train(storage: optuna.storages.BaseStorage, model: str, key: str, strategy: str,
                     grid: dict[str, list], n_trials: int | None) -> int:
     """About how many trials a search still has to train: the planned ones less the configs of the grid
     that a trial with this key already completed (reused, not trained again; TPE draws its own)."""
@@ -56,15 +56,14 @@ class Search:
     them; `reconcile(study)` fails and re-enqueues the trials of dead workers.
     """
 
-    def __init__(self, storage: optuna.storages.BaseStorage, model: str, key: str, grid: dict[str, list],
-                 settings: TuningParams, work: Callable[[optuna.Study], bool],
-                 reconcile: Callable[[optuna.Study], None], pruner: str = "none",
-                 pruner_args: dict[str, Any] | None = None, n_trials: int | None = None, seed: int = 0,
-                 on_phase: Callable[[optuna.Study], None] | None = None):
-        self.storage, self.model, self.key, self.grid, self.settings = storage, model, key, grid, settings
+    def __init__(self, storage: optuna.storages.BaseStorage, model: str, key: str, tune: TuneParams,
+                 settings: TuningParams, *, work: Callable[[optuna.Study], bool],
+                 reconcile: Callable[[optuna.Study], None], on_phase: Callable[[optuna.Study], None] | None = None):
+        self.storage, self.model, self.key, self.tune, self.settings = storage, model, key, tune, settings
+        self.grid = tune.grid
         self.work, self.reconcile, self.on_phase = work, reconcile, on_phase
-        self.pruner = (pruner, dict(pruner_args or {}))
-        self.n_trials, self.seed = n_trials, seed
+        self.pruner = (tune.pruner, dict(tune.pruner_args))
+        self.n_trials, self.seed = tune.n_trials, tune.seed
         self.results: dict[str, TrialResult] = {}
 
     def study(self, search: dict[str, Any], sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
@@ -75,7 +74,9 @@ class Search:
             self.on_phase(study)
         return study
 
-    def run(self, strategy: str) -> list[TrialResult]:
+    def run(self) -> list[TrialResult]:
+        """The search of `tune.strategy`, to the end: every trial's result."""
+        strategy = self.tune.strategy
         if strategy == "grid":
             self.phase(grid_configs(self.grid))
         elif strategy == "tpe":
@@ -176,7 +177,7 @@ def best_choice(key: str, results: list[TrialResult]) -> dict[str, Any]:
             "val_accuracy": best.val_accuracy, "val_loss": best.val_loss}
 
 
-def summary(strategy: str, results: list[TrialResult]) -> dict[str, Any]:
+def search_summary(strategy: str, results: list[TrialResult]) -> dict[str, Any]:
     trials = [{k: v for k, v in asdict(r).items() if k != "history"} for r in results]
     best = best_of([r for r in results if r.state == "COMPLETE"] or results)
     epochs = sum(r.epochs for r in results if not r.reused)

@@ -14,7 +14,7 @@ import optuna
 import sqlalchemy
 
 from imdbclf.errors import UserError
-from imdbclf.params import TuningParams
+from imdbclf.settings.pipeline import TuningParams
 from imdbclf.workspace import project_root
 
 STORAGE_ENV = "IMDBCLF_TUNING_STORAGE"
@@ -31,7 +31,7 @@ def is_database(url: str) -> bool:
     return "://" in url
 
 
-def shown(url: str) -> str:
+def redact_storage_url(url: str) -> str:
     """The storage as printed and logged: a database URL without its password."""
     return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True) if is_database(url) else url
 
@@ -49,7 +49,8 @@ def open_storage(url: str, settings: TuningParams) -> optuna.storages.BaseStorag
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
                         settings.max_retry))
         except (sqlalchemy.exc.SQLAlchemyError, ImportError) as err:
-            raise UserError(f"tuning.storage {shown(url)}: cannot open it ({str(err).splitlines()[0]})") from None
+            cause = str(err).splitlines()[0]
+            raise UserError(f"tuning.storage {redact_storage_url(url)}: cannot open it ({cause})") from None
     path = Path(url).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
@@ -80,7 +81,7 @@ def storage_errors(url: str) -> Iterator[None]:
         if not isinstance(err, (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)):
             raise
         cause = str(getattr(err, "orig", None) or err.__cause__ or err).splitlines()[0]
-        raise UserError(f"{shown(url)}: cannot write the Optuna study ({cause})") from None
+        raise UserError(f"{redact_storage_url(url)}: cannot write the Optuna study ({cause})") from None
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ class TrialRunner:
         self.metric = selection.metric(p.selection, full.class_counts())  # as retrain, evaluate and report
         self.datasets = tracking.split_datasets(self.train, self.val)  # each trial's run logs them as inputs
         self.family: Family = families.create(model, self.section)
-        self.key = trial_key(self.family, self.section, [outputs.prepared("train"), outputs.prepared("val")],
+        self.key = trial_key(self.family, self.section, [outputs.prepared_file("train"), outputs.prepared_file("val")],
                              p.selection, p.sizing)
         self.identity = worker_identity(self.family.runtime().get("device", "cpu"))
         self.settings = p.tuning

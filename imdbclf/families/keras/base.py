@@ -1,4 +1,4 @@
-"""What the Keras families share: cached features, the fit loop, saving and reloading.
+"""What the Keras families share: the fit loop, features encoded once per split, saving and reloading.
 
 A Keras family is an *encoder* (raw review strings → features, e.g. token ids) and a *core*
 (features → logits: one for two classes, with a sigmoid and binary cross-entropy; K for K classes,
@@ -9,11 +9,7 @@ raw strings.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,13 +26,14 @@ from imdbclf.families.keras.callbacks import (
     BestEpochStopping,
     EpochCallback,
     EpochProgress,
+    StepTimer,
     TrainingRecord,
     ValidationScores,
 )
+from imdbclf.families.keras.feature_cache import cached, fingerprint, split_fingerprint
 from imdbclf.families.keras.optimizers import make_optimizer
 from imdbclf.progress import Progress
 from imdbclf.settings.keras import KerasConfig, KerasHyperparameters
-from imdbclf.workspace import cache_dir
 
 __all__ = ["KerasConfig", "KerasHyperparameters", "KerasFamily"]
 
@@ -60,33 +57,6 @@ def distribution_strategy() -> tf.distribute.Strategy:
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def _fingerprint(texts: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
-
-
-def _split_fingerprint(split: Split) -> str:
-    labels = hashlib.sha256(np.asarray(split.labels, dtype=np.int64).tobytes()).hexdigest()[:16]
-    return f"{_fingerprint(split.texts)}-{labels}"
-
-
-class _StepTimer(keras.callbacks.Callback):
-    """Wall time of each training step."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seconds.append(time.perf_counter() - self.started)
 
 
 class KerasFamily(Family):
@@ -149,28 +119,12 @@ class KerasFamily(Family):
 
     def features(self, split: Split, progress: bool = False):
         """Encode a split once; every later trial and epoch (and, when cacheable, process) reuses it."""
-        key = _fingerprint(split.texts)
-        if key in self._features:
-            return self._features[key]
-        disk_key = self.feature_cache_key()
-        what = f"tokenize {split.name}" if progress else None
-        if disk_key is None:
-            self._features[key] = self.encode(split.texts, progress=what)
-            return self._features[key]
-        path = cache_dir("features") / f"{hashlib.sha256((disk_key + key).encode()).hexdigest()[:24]}.npz"
-        if path.exists():
-            with np.load(path) as stored:
-                features = {name: stored[name] for name in stored.files}
-        else:
-            features = self.encode(split.texts, progress=what)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # a name of its own: two workers may tokenize the same split at once, and neither may read
-            # the other's half-written file
-            tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npz")
-            np.savez(tmp, **features)
-            os.replace(tmp, path)
-        self._features[key] = features
-        return features
+        key = fingerprint(split.texts)
+        if key not in self._features:
+            what = f"tokenize {split.name}" if progress else None
+            self._features[key] = cached(self.feature_cache_key(), key,
+                                         lambda: self.encode(split.texts, progress=what))
+        return self._features[key]
 
     def dataset(self, split: Split, batch_size: int, shuffle_seed: int | None,
                 progress: bool = False) -> tf.data.Dataset:
@@ -246,7 +200,7 @@ class KerasFamily(Family):
                 core = self.build_core(ds.element_spec[0])
                 core.compile(optimizer=make_optimizer(hp.optimizer, hp.learning_rate, total, self.config.optimizer),
                              loss=self._loss_and_accuracy()[0], jit_compile=self.config.jit_compile)
-            timer = _StepTimer()
+            timer = StepTimer()
             core.fit(ds, steps_per_epoch=steps + 1, epochs=1, callbacks=[timer], verbose=0)
         finally:
             keras.mixed_precision.set_global_policy("float32")
@@ -262,7 +216,7 @@ class KerasFamily(Family):
                 "hyperparameters": hp.model_dump(mode="json"), "epochs": options.epochs, "seed": options.seed,
                 "patience": options.patience, "precision": precision, "metric": options.metric,
                 "class_weight": {str(c): w for c, w in (options.class_weight or {}).items()},
-                "train": _split_fingerprint(train), "val": _split_fingerprint(val)}
+                "train": split_fingerprint(train), "val": split_fingerprint(val)}
 
     def _inference_model(self) -> keras.Model:
         texts = keras.Input(shape=(), dtype=tf.string, name="text")

@@ -19,6 +19,20 @@ from imdbclf import atomic, progress, selection
 from imdbclf.families.base import EpochLogger, best_epoch, binary_matrix
 
 
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of each training step (the CPU estimate's timing, `KerasFamily.time_steps`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
 class EpochCallback(keras.callbacks.Callback):
     """Hands each epoch's logs (plus examples/second) to a plain function, e.g. an MLflow logger."""
 
