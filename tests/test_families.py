@@ -371,8 +371,15 @@ def test_a_tfidf_model_loads_neither_a_pickle_nor_an_untrusted_type(tmp_path, pa
     family.fit(train, val, families.hyperparameters("tfidf_logreg", section, {"C": 1.0, "ngram_max": 1, "min_df": 1}),
                families.FitOptions(epochs=1))
     family.save(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["family.json", "vocabulary.json", "weights.npz"]
     reloaded = families.load_family(tmp_path / "model")
-    np.testing.assert_allclose(reloaded.predict_proba(val.texts), family.predict_proba(val.texts))
+    np.testing.assert_array_equal(reloaded.predict_proba(val.texts), family.predict_proba(val.texts))
+    # a model of an earlier version: the pipeline through skops, its trusted types only
+    (tmp_path / "model" / tfidf_logreg.VOCABULARY).unlink()
+    (tmp_path / "model" / tfidf_logreg.WEIGHTS).unlink()
+    skops.io.dump(family.pipeline, tmp_path / "model" / tfidf_logreg.PIPELINE_FILE)
+    np.testing.assert_array_equal(families.load_family(tmp_path / "model").predict_proba(val.texts),
+                                  family.predict_proba(val.texts))
     marker = tmp_path / "marker"
 
     skops.io.dump({"pipeline": Planted(marker)}, tmp_path / "model" / tfidf_logreg.PIPELINE_FILE)

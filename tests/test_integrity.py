@@ -42,7 +42,7 @@ def workspace(tmp_path, params_dict):
 def test_a_model_as_dvc_recorded_it_loads(workspace):
     root, model, val = workspace
     expected = integrity.dvc_digests(model, root)
-    assert set(expected) == {"family.json", "pipeline.skops"}
+    assert set(expected) == {"family.json", "vocabulary.json", "weights.npz"}
     assert families.load_verified(model, root).predict_proba(val.texts).shape == (len(val), 2)
 
 
@@ -67,10 +67,10 @@ def test_a_planted_pickle_beside_the_model_is_refused_before_anything_loads(work
 
 
 def test_a_model_pulled_from_a_tampered_remote_is_refused(workspace, tmp_path):
-    """The remote's object of pipeline.skops is replaced: `dvc pull` brings it (remote verify is off
+    """The remote's object of weights.npz is replaced: `dvc pull` brings it (remote verify is off
     here, as it was when the attack was found), and the load refuses it."""
     root, model, _ = workspace
-    recorded = integrity.md5_of(model / "pipeline.skops")
+    recorded = integrity.md5_of(model / "weights.npz")
     remote_object = next(p for p in (tmp_path / "remote").rglob("*") if p.is_file() and p.name == recorded[2:])
     remote_object.chmod(0o644)
     remote_object.write_bytes(b"planted")
@@ -79,7 +79,7 @@ def test_a_model_pulled_from_a_tampered_remote_is_refused(workspace, tmp_path):
     run(["dvc", "pull", "-q"], cwd=root)
     with pytest.raises(UserError) as err:
         families.load_verified(model, root)
-    assert f"pipeline.skops: md5 {integrity.md5_of(model / 'pipeline.skops')}, but" in str(err.value)
+    assert f"weights.npz: md5 {integrity.md5_of(model / 'weights.npz')}, but" in str(err.value)
     assert recorded in str(err.value)
 
 
@@ -115,10 +115,10 @@ def test_an_untracked_model_loads_only_if_its_format_cannot_run_code(workspace, 
 
 def test_predict_refuses_a_tampered_model_in_one_line(workspace):
     root, model, _ = workspace
-    (model / "pipeline.skops").write_bytes((model / "pipeline.skops").read_bytes() + b"\0")
+    (model / "weights.npz").write_bytes((model / "weights.npz").read_bytes() + b"\0")
     done = subprocess.run([sys.executable, "-m", "imdbclf", "predict", "--model", "models/tfidf_logreg/seed_0",
                            "great"], cwd=root, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith("error: models/tfidf_logreg/seed_0/pipeline.skops: md5 ")
+    assert done.stderr.startswith("error: models/tfidf_logreg/seed_0/weights.npz: md5 ")
     assert done.stderr.count("\n") == 1

@@ -213,7 +213,7 @@ def test_a_registered_version_is_loaded_only_as_it_was_registered(registered, tm
 
     name, version = registered
     manifest = json.loads(MlflowClient().get_model_version(name, version).tags[integrity.TAG])
-    assert {"MLmodel", "python_model.pkl", "artifacts/family/pipeline.skops"} <= set(manifest)
+    assert {"MLmodel", "python_model.pkl", "artifacts/family/weights.npz"} <= set(manifest)
     local = model_registry.download_verified(f"models:/{name}/{version}", tmp_path / "ok")
     assert mlflow.pyfunc.load_model(str(local)).predict(pd.DataFrame({"text": ["a great film"]})).shape == (1, 4)
 
