@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from devkit.helpers import REPO, free_port, make_project, run, with_overrides  # noqa: F401 - the benches' too
 from imdbclf import environment
-from tests.helpers import REPO, free_port, make_project, run, with_overrides  # noqa: F401 - the benches' too
 
 RESULTS = REPO / "metrics" / "bench"
 DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from bench.common import REPO, make_project, run, write_result
-from tests.helpers import tiny_params
-from tests.tiny_imdb import write_archive
+from devkit.helpers import tiny_params
+from devkit.tiny_imdb import write_archive
 
 COMMANDS = {
     "check-params": ["python", "-m", "stages.check_params"],

@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.helpers import free_port  # noqa: E402
+from devkit.helpers import free_port  # noqa: E402
 
 WINDOW = {"width": 1600, "height": 1000}
 

@@ -34,8 +34,8 @@ from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from devkit.helpers import free_port  # noqa: E402
 from imdbclf.tracking import runs_link  # noqa: E402 - the link that `make mlflow-ui` prints
-from tests.helpers import free_port  # noqa: E402
 
 WINDOW = {"width": 1600, "height": 1000}
 METRIC = "best_val_accuracy"  # what a trial scores: validation accuracy at its best epoch

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit.helpers import free_port, tiny_params
 from imdbclf import environment
-from tests.helpers import free_port, tiny_params
 
 environment.use_legacy_keras()  # the tests load TensorFlow themselves, before any family does
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.helpers import REPO
+from devkit.helpers import REPO
 
 CORE = sorted(p for p in (REPO / "imdbclf").rglob("*.py")
               if "ops" not in p.relative_to(REPO / "imdbclf").parts and p.name != "__main__.py")

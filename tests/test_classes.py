@@ -13,12 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devkit.helpers import REPO, TINY_ARCHIVE_SHA256, make_project, raises_naming, three_classes, tiny_params
+from devkit.helpers import run_pipeline as run
+from devkit.tiny_imdb import write_archive, write_tree
+from devkit.tiny_tables import WORDS, table_params, tickets, write_table
 from imdbclf import data, families, params
-from imdbclf.errors import UserError
-from tests.helpers import REPO, TINY_ARCHIVE_SHA256, make_project, three_classes, tiny_params
-from tests.helpers import run_pipeline as run
-from tests.tiny_imdb import write_archive, write_tree
-from tests.tiny_tables import WORDS, table_params, tickets, write_table
 
 TOPICS = tuple(sorted(WORDS))  # billing, bug, praise
 
@@ -44,7 +43,7 @@ def test_classes_are_sorted_numbers_by_value_and_encoded(tmp_path):
     assert data.class_names(pd.Series(["bug", "billing"]), "t") == ("billing", "bug")
     frame = pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "label": [10, 1]})
     assert data.encode_labels(frame, ("1", "2", "10"), "t")["label"].tolist() == [2, 0]
-    with pytest.raises(UserError, match="label '7' does not occur in the training data"):
+    with raises_naming("test.csv", "'7'", "1, 2, 10"):  # the file, the label, the training data's classes
         data.encode_labels(frame.assign(label=[7, 1]), ("1", "2", "10"), "test.csv")
 
 
@@ -55,7 +54,7 @@ def test_star_ratings_of_the_aclimdb_archive_are_the_labels(tmp_path):
     assert all(int(i.rsplit("_", 1)[1]) == r for i, r in zip(frame["id"], frame["label"]))
     assert frame["label"][frame["id"].str.contains("/pos/")].min() >= 7
     (tmp_path / "raw" / "train" / "pos" / "0_x.txt").write_text("no rating")
-    with pytest.raises(UserError, match=r"0_x\.txt: no star rating in its name"):
+    with raises_naming("0_x.txt", "data.label"):
         data.read_reviews(tmp_path / "raw", "train", label="rating")
 
 
@@ -73,38 +72,38 @@ def test_a_grouped_three_class_split_keeps_every_group_on_one_side(tmp_path, par
     assert sum(stats["splits"]["val"]["per_class"].values()) == len(val)
 
 
-BAD_TABLES = [
+BAD_TABLES = [  # what each error names: the file, the column (and its key), the row, the value
     ("no column", lambda f: f.drop(columns=["topic"]), {},
-     r"tickets\.csv: no column 'topic' \(data\.label_column\); its columns: ticket, customer, text"),
+     ("tickets.csv", "'topic'", "data.label_column", "ticket, customer, text")),
     ("empty text", lambda f: f.assign(text=[*f["text"][:4], "  ", *f["text"][5:]]), {},
-     r"tickets\.csv: row 5: empty text in column 'text'"),
+     ("tickets.csv", "row 5", "'text'")),
     ("mixed labels", lambda f: f.assign(topic=[1, 2, *f["topic"][2:]]), {"suffix": ".jsonl"},
-     r"tickets\.jsonl: column 'topic' mixes label types: row 3 is 'bug'|row 3 is '[a-z]+'"),
-    ("repeated id", lambda f: f.assign(ticket="same"), {}, r"row 2: id 'same' \(column 'ticket'\) is not unique"),
+     ("tickets.jsonl", "'topic'", "row 3")),
+    ("repeated id", lambda f: f.assign(ticket="same"), {}, ("tickets.csv", "row 2", "'same'", "'ticket'")),
 ]
 
 
-@pytest.mark.parametrize("what, damage, options, message", BAD_TABLES, ids=[b[0] for b in BAD_TABLES])
-def test_a_bad_table_is_one_line_naming_the_file_and_column(tmp_path, params_dict, what, damage, options, message):
+@pytest.mark.parametrize("what, damage, options, names", BAD_TABLES, ids=[b[0] for b in BAD_TABLES])
+def test_a_bad_table_is_one_line_naming_the_file_and_column(tmp_path, params_dict, what, damage, options, names):
     source = write_table(tmp_path / f"tickets{options.get('suffix', '.csv')}", damage(tickets(10)))
-    with pytest.raises(UserError, match=message) as err:
+    with raises_naming(*names):
         data.sources.fetch(data_params(params_dict, source), tmp_path / "raw")
-    assert "\n" not in str(err.value) and not (tmp_path / "raw").exists()
+    assert not (tmp_path / "raw").exists()
 
 
 def test_tables_that_cannot_be_split_name_the_class_or_group(tmp_path, params_dict):
     undecodable = tmp_path / "latin1.csv"
     undecodable.write_bytes("ticket,customer,text,topic\n1,c1,caf\xe9 cr\xe8me,bug\n".encode("latin-1"))
-    with pytest.raises(UserError, match=r"latin1\.csv: not UTF-8 text \(byte \d+\)"):
+    with raises_naming("latin1.csv", "UTF-8", "byte "):  # the file, the encoding it lacks, where
         data.sources.fetch(data_params(params_dict, undecodable), tmp_path / "raw")
-    with pytest.raises(UserError, match=r"the labels have one class \(bug\): a classifier needs at least two"):
+    with raises_naming("tickets.csv", "one class", "bug"):
         data.class_names(pd.Series(["bug"] * 5), "tickets.csv")
     frame = data.encode_labels(tickets(10).rename(columns={"ticket": "id", "topic": "label", "customer": "group"}),
                                TOPICS, "t")
     rare = pd.concat([frame[frame["label"] != 2], frame[frame["label"] == 2].iloc[:1]])
-    with pytest.raises(UserError, match=r"class 'praise' has 1 example: too few for a stratified split"):
+    with raises_naming("'praise'", "split.test_fraction", "0.25"):
         data.split_off(rare, 0.25, 0, False, "split.test_fraction", TOPICS)
-    with pytest.raises(UserError, match=r"group column 'group': its 1 group\(s\) all land in the train split"):
+    with raises_naming("'group'", "train split", "split.test_fraction", "0.25"):
         data.split_off(frame.assign(group="one customer"), 0.25, 0, True, "split.test_fraction", TOPICS)
 
 
@@ -114,7 +113,8 @@ def test_the_fetch_stage_stops_a_bad_table_in_one_line_and_writes_nothing(tmp_pa
     result = subprocess.run([sys.executable, "-m", "stages.fetch"], cwd=root, capture_output=True, text=True,
                             env={**__import__("os").environ, "MLFLOW_TRACKING_URI": ""})
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert result.returncode == 2 and len(errors) == 1 and "no column 'text' (data.text_column)" in errors[0]
+    assert result.returncode == 2 and len(errors) == 1
+    assert all(name in errors[0] for name in ("tickets.csv", "'text'", "data.text_column")), errors[0]
     assert "Traceback" not in result.stderr and not (root / "data" / "raw").exists()
 
 

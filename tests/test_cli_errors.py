@@ -3,9 +3,9 @@
 import pytest
 import yaml
 
-from tests.helpers import make_project, tiny_params
-from tests.helpers import run_pipeline as run
-from tests.tiny_imdb import write_archive
+from devkit.helpers import make_project, tiny_params
+from devkit.helpers import run_pipeline as run
+from devkit.tiny_imdb import write_archive
 
 pytestmark = pytest.mark.slow  # dvc repro of tiny projects
 

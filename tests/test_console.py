@@ -12,11 +12,11 @@ import textwrap
 
 import pytest
 
+from devkit.helpers import NOISE, REPO
 from imdbclf.errors import UserError
 from imdbclf.ops import console
 from imdbclf.ops.stage import stage
 from imdbclf.progress import Progress
-from tests.helpers import NOISE, REPO
 
 
 @pytest.mark.parametrize("total, lines", [(50, 10), (1000, 10), (7, 7), (10, 10), (0, 0)])

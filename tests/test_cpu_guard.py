@@ -8,13 +8,13 @@ import json
 import pytest
 import yaml
 
+from devkit.helpers import make_project, splits, tiny_params
+from devkit.helpers import run_pipeline as run
+from devkit.tiny_hub import write_encoder, write_preprocessor
+from devkit.tiny_imdb import write_archive
 from imdbclf import families, params, tuning
 from imdbclf.errors import UserError
 from imdbclf.ops import cpu_guard
-from tests.helpers import make_project, splits, tiny_params
-from tests.helpers import run_pipeline as run
-from tests.tiny_hub import write_encoder, write_preprocessor
-from tests.tiny_imdb import write_archive
 
 GRID = {"optimizer": ["adam"], "batch_size": [8], "learning_rate": [0.003]}
 

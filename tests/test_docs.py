@@ -10,7 +10,7 @@ import types
 
 import numpy as np
 
-from tests.helpers import REPO
+from devkit.helpers import REPO
 
 PACKAGE = REPO / "imdbclf"
 
@@ -79,9 +79,9 @@ def module_from(name: str, source: str, monkeypatch) -> types.ModuleType:
 
 def test_the_pages_example_family_trains_saves_and_reloads(tmp_path, monkeypatch):
     """The page's three steps, as written, give a family the pipeline can build, train, save and load."""
+    from devkit.helpers import three_classes
     from imdbclf import families, settings
     from imdbclf.families import FitOptions
-    from tests.helpers import three_classes
 
     my_settings = module_from("imdbclf.settings.my_nb", code_block_with("class MyNbConfig"), monkeypatch)
     module_from("imdbclf.families.my_nb", code_block_with("class MyNb(Family)"), monkeypatch)

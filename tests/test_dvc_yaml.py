@@ -6,9 +6,9 @@ import re
 
 import yaml
 
+from devkit.helpers import REPO
 from imdbclf import codedeps, families
 from imdbclf.params import TuneParams
-from tests.helpers import REPO
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 from stages.code import MODEL_STAGES  # noqa: E402 - their code: the lists that code@<model> writes

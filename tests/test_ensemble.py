@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devkit.helpers import raises_naming, three_classes
 from imdbclf import ensemble, families, params, serving
-from tests.helpers import three_classes
 
 
 def noisy(labels: np.ndarray, k: int, right: float, seed: int) -> np.ndarray:
@@ -85,8 +85,6 @@ def test_a_saved_ensemble_that_declares_other_members_than_it_holds_is_refused(p
     """Its family.json could otherwise call a Keras member a TF-IDF one (loads_only_data) or name a path."""
     import json
 
-    from imdbclf.errors import UserError
-
     p = params.parse(params_dict)
     train, test = three_classes(12)
     family = families.create("tfidf_logreg", p.model("tfidf_logreg"))
@@ -98,10 +96,12 @@ def test_a_saved_ensemble_that_declares_other_members_than_it_holds_is_refused(p
                   train.classes, {"a": "tfidf_logreg", "b": "tfidf_logreg"})
     meta_path = tmp_path / "e" / "family.json"
     meta = json.loads(meta_path.read_text())
-    for forged, message in (({**meta, "member_families": {"a": "lstm", "b": "tfidf_logreg"}}, "declares lstm"),
-                            ({**meta, "weights": {"../../x": 1.0}, "member_families": {"../../x": "tfidf_logreg"}},
-                             "not a model"),
-                            ({**meta, "weights": {"a": 1.0}}, "names no members")):
+    # each names the ensemble, and the member at fault with what it is and what it was declared
+    for forged, names in (({**meta, "member_families": {"a": "lstm", "b": "tfidf_logreg"}},
+                           [str(tmp_path / "e" / "members" / "a"), "tfidf_logreg", "declares lstm"]),
+                          ({**meta, "weights": {"../../x": 1.0}, "member_families": {"../../x": "tfidf_logreg"}},
+                           ["'../../x'", "not a model"]),
+                          ({**meta, "weights": {"a": 1.0}}, ["family.json", "no members"])):
         meta_path.write_text(json.dumps(forged))
-        with pytest.raises(UserError, match=message):
+        with raises_naming(str(tmp_path / "e"), *names):
             families.load_family(tmp_path / "e")

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devkit.helpers import REPO, make_project, run_pipeline, tiny_params
 from imdbclf import params
 from imdbclf.errors import UserError
 from imdbclf.reporting import markdown
-from tests.helpers import REPO, make_project, run_pipeline, tiny_params
 
 HOSTILE_NAME = "x;touch PWNED;"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from devkit.helpers import splits
+from devkit.tiny_hub import write_encoder, write_preprocessor
 from imdbclf import families, params
 from imdbclf.errors import UserError
-from tests.helpers import splits
-from tests.tiny_hub import write_encoder, write_preprocessor
 
 SIGNED = "?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Signature=0123456789abcdef"
 

@@ -5,10 +5,9 @@ import sys
 import numpy as np
 import pytest
 
+from devkit.helpers import REPO, raises_naming, splits, three_classes
+from devkit.tiny_hub import write_encoder, write_preprocessor
 from imdbclf import families, params
-from imdbclf.errors import UserError
-from tests.helpers import REPO, splits, three_classes
-from tests.tiny_hub import write_encoder, write_preprocessor
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +56,7 @@ def test_head_tail_truncation_keeps_a_long_reviews_first_and_last_tokens(params_
 
 
 def test_head_tokens_must_leave_room_for_the_special_tokens(params_dict, handles):
-    from imdbclf.errors import UserError
-
-    with pytest.raises(UserError, match="head_tokens"):
+    with raises_naming("tiny_bert.model", "head_tokens (9)", "seq_len (10)"):
         section(params_dict, handles, seq_len=10, truncate="head_tail", head_tokens=9)
 
 
@@ -85,9 +82,8 @@ def test_hub_family_trains_and_reloads_in_a_fresh_process(tmp_path, params_dict,
 def test_unresolvable_handle_fails_in_one_line(params_dict, handles, tmp_path):
     s = section(params_dict, (str(tmp_path / "no-such-preprocessor"), handles[1]))
     family = families.create("tiny_bert", s)
-    with pytest.raises(UserError, match="cannot load TF Hub handle .*no-such-preprocessor.*local directory") as err:
+    with raises_naming(str(tmp_path / "no-such-preprocessor"), "local directory") as err:  # and what works instead
         family.make_encoder(np.array([]))
-    assert "\n" not in str(err.value)
     assert str(err.value).startswith("tiny_bert.model.preprocessor: ")  # the key in params.yaml, model named
 
 

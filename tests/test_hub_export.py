@@ -5,14 +5,13 @@ import json
 import math
 
 import numpy as np
-import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 from safetensors.numpy import save_file
 
-from imdbclf.errors import UserError
+from devkit.helpers import raises_naming
+from devkit.tiny_hub import TINY_CONFIG, VOCAB
 from imdbclf.ops.bert_converter import convert_bert
-from tests.tiny_hub import TINY_CONFIG, VOCAB
 
 
 def random_checkpoint(directory, config, seed=0):
@@ -93,6 +92,6 @@ def test_converted_encoder_matches_reference(tmp_path):
 
 def test_not_a_checkpoint_is_a_user_error(tmp_path):
     (tmp_path / "hf").mkdir()
-    with pytest.raises(UserError, match="no config.json"):
+    with raises_naming(str(tmp_path / "hf"), "config.json"):  # the directory, and the file it lacks
         convert_bert(tmp_path / "hf", tmp_path / "hub")
     assert not (tmp_path / "hub").exists()

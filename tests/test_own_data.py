@@ -13,15 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devkit.helpers import make_project, raises_naming, tiny_params
+from devkit.helpers import run_pipeline as run
+from devkit.tiny_tables import table_params, write_table
 from imdbclf import baselines, evaluation, families, params, selection, sizing
 from imdbclf.data import Split
-from imdbclf.errors import UserError
 from imdbclf.reporting import figures, markdown
 from imdbclf.settings.selection import SelectionParams
 from imdbclf.text import normalize
-from tests.helpers import make_project, tiny_params
-from tests.helpers import run_pipeline as run
-from tests.tiny_tables import table_params, write_table
 
 RULE = SelectionParams()
 WORDS = {"billing": ["invoice", "charged", "refund", "payment", "card"],
@@ -229,7 +228,7 @@ def test_a_keras_family_with_auto_sizes_trains_with_the_resolved_batch_and_epoch
                         p.sizing)[1] == 1  # a one-pass family: one epoch
     history = families.create("lstm", section).fit(train, train, sized, families.FitOptions(epochs=2, verbose=0))
     assert len(history["val_accuracy"]) == 2
-    with pytest.raises(UserError, match="lstm.tune.grid.batch_size"):
+    with raises_naming("lstm.tune.grid.batch_size", "big"):
         families.hyperparameters("lstm", section, {"batch_size": "big"})
 
 

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
+from devkit.helpers import raises_naming
 from imdbclf import families, params, settings
-from imdbclf.errors import UserError
 
 
 def test_repo_params_are_valid_and_write_out_every_setting():
@@ -37,32 +37,31 @@ def test_tiny_params_parse(params_dict):
 
 
 @pytest.mark.parametrize(
-    "mutate, message",
+    "mutate, names",  # the key, and the value at fault where it is not the key itself
     [
-        (lambda d: d.update(bogus=1), "unknown key 'bogus'"),
-        (lambda d: d["data"].update(colour="red"), "unknown key 'data.colour'"),
-        (lambda d: d["lstm"]["model"].update(layers=3), "unknown key 'lstm.model.layers'"),
-        (lambda d: d["lstm"]["tune"]["grid"].update(learning_rate=[-0.1]), "lstm.tune.grid.learning_rate"),
-        (lambda d: d["tracking"].update(run_stale_after_s=10), "run_stale_after_s \\(10\\) must be at least 3"),
-        (lambda d: d["lstm"]["tune"]["grid"].update(batch_size=[0]), "lstm.tune.grid.batch_size"),
-        (lambda d: d["lstm"]["tune"]["grid"].update(optimizer=["adamax"]), "adamax"),
-        (lambda d: d["lstm"].update(family="transformer"), "lstm.family: unknown model family 'transformer'"),
-        (lambda d: d.update(models=["tfidf_logreg", "lstm", "lstm"]), "models: lists lstm more than once"),
-        (lambda d: d["tracking"].update(connect_timeout_s=0), "tracking.connect_timeout_s"),
-        (lambda d: d.update(models=["lstm", "gpt"]), "model 'gpt' has no section"),
-        (lambda d: d["split"].update(val_fraction=1.5), "split.val_fraction"),
-        (lambda d: d["lstm"]["tune"].update(strategy="random"), "lstm.tune.strategy"),
+        (lambda d: d.update(bogus=1), ["'bogus'"]),
+        (lambda d: d["data"].update(colour="red"), ["'data.colour'"]),
+        (lambda d: d["lstm"]["model"].update(layers=3), ["'lstm.model.layers'"]),
+        (lambda d: d["lstm"]["tune"]["grid"].update(learning_rate=[-0.1]), ["lstm.tune.grid.learning_rate", "-0.1"]),
+        (lambda d: d["tracking"].update(run_stale_after_s=10), ["run_stale_after_s", "10"]),
+        (lambda d: d["lstm"]["tune"]["grid"].update(batch_size=[0]), ["lstm.tune.grid.batch_size", "0"]),
+        (lambda d: d["lstm"]["tune"]["grid"].update(optimizer=["adamax"]), ["lstm.tune.grid.optimizer", "adamax"]),
+        (lambda d: d["lstm"].update(family="transformer"), ["lstm.family", "'transformer'"]),
+        (lambda d: d.update(models=["tfidf_logreg", "lstm", "lstm"]), ["models:", "lstm"]),
+        (lambda d: d["tracking"].update(connect_timeout_s=0), ["tracking.connect_timeout_s", "0"]),
+        (lambda d: d.update(models=["lstm", "gpt"]), ["'gpt'"]),
+        (lambda d: d["split"].update(val_fraction=1.5), ["split.val_fraction", "1.5"]),
+        (lambda d: d["lstm"]["tune"].update(strategy="random"), ["lstm.tune.strategy", "'random'"]),
     ],
 )
-def test_bad_params_name_the_key(params_dict, mutate, message):
+def test_bad_params_name_the_key(params_dict, mutate, names):
     mutate(params_dict)
-    with pytest.raises(UserError, match=message.replace(".", r"\.").replace("'", "'")) as err:
+    with raises_naming(*names):
         params.parse(params_dict)
-    assert "\n" not in str(err.value)
 
 
 def test_missing_file_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="not found"):
+    with raises_naming(str(tmp_path / "params.yaml"), "not found"):
         params.load(tmp_path / "params.yaml")
 
 

@@ -19,10 +19,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import FRESH_SHELL, NOISE, free_port, make_project, readme, tiny_params, wait_until  # noqa: F401
-from tests.helpers import run_pipeline as run
-from tests.tiny_hub import write_encoder, write_preprocessor
-from tests.tiny_imdb import write_archive
+from devkit.helpers import FRESH_SHELL, NOISE, free_port, make_project, readme, tiny_params, wait_until  # noqa: F401
+from devkit.helpers import run_pipeline as run
+from devkit.tiny_hub import write_encoder, write_preprocessor
+from devkit.tiny_imdb import write_archive
 
 pytestmark = pytest.mark.slow  # end to end: dvc repro of a tiny project
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from devkit.helpers import REPO, labelled
 from imdbclf import data
-from tests.helpers import REPO, labelled
 
 pytestmark = pytest.mark.slow  # the real archive
 

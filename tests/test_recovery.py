@@ -11,9 +11,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import TINY_ARCHIVE_SHA256, make_project, tiny_params
-from tests.helpers import run_pipeline as run
-from tests.tiny_imdb import write_archive
+from devkit.helpers import TINY_ARCHIVE_SHA256, make_project, tiny_params
+from devkit.helpers import run_pipeline as run
+from devkit.tiny_imdb import write_archive
 
 pytestmark = pytest.mark.slow  # end to end: dvc repro of a tiny project, five times
 

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devkit.helpers import REPO, raises_naming
+from devkit.tiny_imdb import reviews
 from imdbclf import families, params, serving
-from tests.helpers import REPO
-from tests.tiny_imdb import reviews
 
 
 def test_as_texts_takes_a_text_column_a_list_a_series_or_one_string():
@@ -107,7 +107,7 @@ def test_the_scoring_server_answers_bad_requests_with_400_and_one_line(logged):
     assert frame["label"].tolist() == frame["sentiment"].tolist() == ["positive", "negative"]
     assert model.predict(pd.Series(["great wonderful film"], name="text"))["label"].tolist() == ["positive"]
     # a plain list: MLflow's schema enforcement drops its unnamed column before predict sees it
-    with pytest.raises(serving.InvalidInput, match="no 'text' column"):
+    with raises_naming("no 'text' column", kind=serving.InvalidInput):
         model.predict(["great wonderful film"])
 
 
@@ -127,7 +127,7 @@ def test_a_prediction_is_the_class_its_probability_and_every_classs():
                                          "probabilities": {"1": 0.2, "2": 0.5, "10": 0.3}}]
 
 
-UNNEEDED = ("dvc", "optuna", "matplotlib", "psycopg", "scipy", "pyarrow", "requests", "psutil", "safetensors")
+UNNEEDED = ("dvc", "optuna", "matplotlib", "psycopg", "pyarrow", "requests", "psutil", "safetensors")
 
 
 def names(requirements: list[str]) -> set[str]:
@@ -208,7 +208,6 @@ def test_a_registered_version_is_loaded_only_as_it_was_registered(registered, tm
     from mlflow.tracking import MlflowClient
 
     from imdbclf import integrity, model_registry
-    from imdbclf.errors import UserError
     from tests.test_families import Planted
 
     name, version = registered
@@ -221,10 +220,10 @@ def test_a_registered_version_is_loaded_only_as_it_was_registered(registered, tm
     marker = tmp_path / "marker"
     for stored in (tmp_path / "artifacts").rglob("python_model.pkl"):
         stored.write_bytes(__import__("pickle").dumps(Planted(marker)))
-    with pytest.raises(UserError) as err:
+    # the file, its digest and the one recorded, and where that is recorded
+    with raises_naming("python_model.pkl", integrity.md5_of(stored), manifest["python_model.pkl"], integrity.TAG,
+                       f"{name} version {version}", "not loaded"):
         model_registry.download_verified(f"models:/{name}/{version}", tmp_path / "planted")
-    assert f"python_model.pkl: md5 {integrity.md5_of(stored)}, but the {integrity.TAG} tag of {name} version " \
-           f"{version} records {manifest['python_model.pkl']}: the model is not loaded" in str(err.value)
     assert not marker.exists()
 
 
@@ -251,11 +250,10 @@ def test_a_planted_file_with_a_digest_tag_rewritten_to_match_is_not_loaded(regis
 
 def test_a_version_registered_outside_the_teams_experiment_is_not_loaded(registered, tmp_path):
     from imdbclf import model_registry
-    from imdbclf.errors import UserError
 
     name, version = registered
     other = mlflow.MlflowClient().create_experiment("someone-elses")
-    with pytest.raises(UserError, match="not the team's"):
+    with raises_naming(f"{name} version {version}", "not the team's", f"({other})"):
         model_registry.download_verified(f"models:/{name}/{version}", tmp_path / "x", experiment_id=other)
 
 
@@ -263,11 +261,10 @@ def test_a_version_without_its_digest_tag_is_not_loaded(registered, tmp_path):
     from mlflow.tracking import MlflowClient
 
     from imdbclf import integrity, model_registry
-    from imdbclf.errors import UserError
 
     name, version = registered
     MlflowClient().delete_model_version_tag(name, version, integrity.TAG)
-    with pytest.raises(UserError, match=rf"{name} version {version} has no {integrity.TAG} tag .* not loaded"):
+    with raises_naming(f"{name} version {version}", f"no {integrity.TAG} tag", "not loaded"):
         model_registry.download_verified(f"models:/{name}/{version}", tmp_path / "x")
 
 

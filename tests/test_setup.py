@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from devkit.helpers import REPO
 
 pytestmark = [pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make"),
               pytest.mark.slow]  # make setup in scratch folders

@@ -15,12 +15,11 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from imdbclf.errors import UserError
+from devkit.helpers import REPO, make_project, raises_naming, tiny_params
+from devkit.helpers import run as bench_run
+from devkit.tiny_imdb import write_archive
 from imdbclf.ops import services
 from imdbclf.tracking import store
-from tests.helpers import REPO, make_project, tiny_params
-from tests.helpers import run as bench_run
-from tests.tiny_imdb import write_archive
 
 pytestmark = pytest.mark.slow  # PostgreSQL and an mlflow server
 
@@ -212,14 +211,15 @@ def test_the_mlflow_server_refuses_anonymous_clients_and_read_only_users_write_n
 def test_a_client_that_does_not_trust_the_ca_or_has_no_login_is_refused_in_one_line(team_services, monkeypatch):
     for key in ("MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.delenv(key, raising=False)
-    with pytest.raises(UserError, match="TLS certificate is not trusted; set MLFLOW_TRACKING_SERVER_CERT_PATH"):
+    server = team_services.tracking_uri  # each names the server, the fault, and the setting that fixes it
+    with raises_naming(server, "TLS certificate", "MLFLOW_TRACKING_SERVER_CERT_PATH"):
         store.check_server(team_services.tracking_uri, timeout_s=30)
     monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(team_services.ca))
-    with pytest.raises(UserError, match="refused the login \\(none given\\)"):
+    with raises_naming(server, "refused the login", "none given"):
         store.check_server(team_services.tracking_uri, timeout_s=30)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", team_services.member[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-password")
-    with pytest.raises(UserError, match="refused the login \\(MLFLOW_TRACKING_USERNAME=alice\\)"):
+    with raises_naming(server, "refused the login", f"MLFLOW_TRACKING_USERNAME={team_services.member[0]}"):
         store.check_server(team_services.tracking_uri, timeout_s=30)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_services.member[1])
     store.check_server(team_services.tracking_uri, timeout_s=30)  # the member, trusting the CA

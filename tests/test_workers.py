@@ -14,9 +14,9 @@ from collections import Counter
 import pytest
 from optuna.trial import TrialState
 
+from devkit.helpers import REPO
 from imdbclf import tuning
 from imdbclf.params import TuneParams, TuningParams
-from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow  # worker processes training trials
 

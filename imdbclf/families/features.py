@@ -1,4 +1,5 @@
-"""Fitted n-gram vectorizers and their training matrices, kept for the next trial of the same process.
+"""Fitted n-gram vectorizers and their training matrices (or, streamed, the hashed chunks), kept for the
+next trial of the same process.
 
 Building the vocabulary is most of a linear family's fit (40 of 45 s for binary 1–3-grams on 20,000
 reviews), and a grid that varies only the classifier's C would build the same one for every trial. A
@@ -13,13 +14,16 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+
+from imdbclf.families.streamed import HashedChunks
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
 KEPT = 4  # fits kept (an ngram_max × C grid comes back to each vocabulary after the other n-gram sizes)
 _fitted: OrderedDict[str, tuple[CountVectorizer, csr_matrix]] = OrderedDict()
+_hashed: OrderedDict[str, HashedChunks] = OrderedDict()  # the streamed path's: one kept (each on disk)
 
 
 def _key(vectorizer: CountVectorizer, texts: Sequence[str]) -> str:
@@ -42,3 +46,13 @@ def fit_transform(vectorizer: CountVectorizer, texts: Sequence[str]) -> tuple[Co
     while len(_fitted) > KEPT:
         _fitted.popitem(last=False)
     return vectorizer, matrix
+
+
+def hashed(vectorizer: HashingVectorizer, texts: Sequence[str], chunk_texts: int) -> HashedChunks:
+    """The texts hashed a chunk at a time onto disk (`streamed`), or the same texts' and settings' chunks
+    that the last trial of this process hashed."""
+    key = f"{_key(vectorizer, texts)}-{chunk_texts}"
+    if key not in _hashed:
+        _hashed.clear()  # its directory goes with it
+        _hashed[key] = HashedChunks(vectorizer, texts, chunk_texts, "train")
+    return _hashed[key]

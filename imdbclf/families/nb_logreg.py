@@ -7,8 +7,9 @@ count (smoothed by alpha) the training texts of a class and of the others that c
 model then starts from Naive Bayes' evidence and learns how far to trust it. Two classes: one ratio and
 one model, the second class against the first (Wang & Manning's case); K classes: one-vs-rest, a ratio
 and a model per class, their probabilities normalised to sum to one. r comes from the training split
-alone. The saved model is plain data — the vocabulary as JSON, the ratios and weights as .npy — so
-loading it runs no code.
+alone. Past `exact_up_to` training texts the n-grams are hashed and the fit streams (`streamed`): the
+same model, memory flat in the rows. The saved model is plain data — the vocabulary as JSON (or the
+hashing's settings), the ratios and weights as .npz — so loading it runs no code.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from imdbclf.data import Split
-from imdbclf.families import features
-from imdbclf.families.base import Family, FitOptions, binary_matrix
+from imdbclf.families import features, streamed
+from imdbclf.families.base import Family, FitOptions
 from imdbclf.settings.nb_logreg import NbLogRegConfig, NbLogRegHyperparameters
 
-VOCABULARY, WEIGHTS = "vocabulary.json", "weights.npz"
+VOCABULARY, HASHING, WEIGHTS = "vocabulary.json", "hashing.json", "weights.npz"
 
 
 class NbLogReg(Family):
@@ -38,7 +39,7 @@ class NbLogReg(Family):
 
     def __init__(self, config: NbLogRegConfig):
         super().__init__(config)
-        self.vectorizer: CountVectorizer | None = None
+        self.vectorizer: CountVectorizer | HashingVectorizer | None = None
         # one row per scored class: the second of two, or each of K (one-vs-rest)
         self.ratio = self.coef = np.zeros((0, 0))
         self.intercept = np.zeros(0)
@@ -48,12 +49,19 @@ class NbLogReg(Family):
                                ngram_range=(1, ngram_max), max_features=self.config.max_features,
                                vocabulary=vocabulary, dtype=np.float32)
 
+    def _hashing(self, ngram_max: int, hash_bits: int) -> HashingVectorizer:
+        return HashingVectorizer(preprocessor=str.lower, token_pattern=self.config.token_pattern, binary=True,
+                                 ngram_range=(1, ngram_max), n_features=2**hash_bits, norm=None,
+                                 alternate_sign=False, dtype=np.float32)
+
     def fit(self, train: Split, val: Split, hp: NbLogRegHyperparameters, options: FitOptions) -> dict[str, list[float]]:
         self.classes = train.classes
-        self.vectorizer, present = features.fit_transform(self._vectorizer(hp.ngram_max), self.prepared(train.texts))
         scored = [1] if len(self.classes) == 2 else range(len(self.classes))
         weights = (None if options.class_weight is None else
                    np.array([options.class_weight.get(int(c), 1.0) for c in train.labels]))
+        if len(train) > self.config.exact_up_to:
+            return self._fit_streamed(train, val, hp, options, scored, weights)
+        self.vectorizer, present = features.fit_transform(self._vectorizer(hp.ngram_max), self.prepared(train.texts))
         ratios, coefs, intercepts, columns = [], [], [], []
         for c in scored:
             ratio = self._ratio(present, train.labels == c)
@@ -68,40 +76,69 @@ class NbLogReg(Family):
         self.ratio, self.coef, self.intercept = np.stack(ratios), np.stack(coefs), np.array(intercepts)
         return self.one_pass_history(train, val, options, train_proba=self._proba(np.column_stack(columns)))
 
+    def _fit_streamed(self, train: Split, val: Split, hp: NbLogRegHyperparameters, options: FitOptions,
+                      scored: Sequence[int], weights: np.ndarray | None) -> dict[str, list[float]]:
+        """The same model past `exact_up_to` texts: hashed n-grams, counts summed and SGD run by chunks."""
+        self.vectorizer = self._hashing(hp.ngram_max, self.config.hash_bits)
+        chunks = features.hashed(self.vectorizer, self.prepared(train.texts), self.config.chunk_texts)
+        ratios, coefs, intercepts = [], [], []
+        counts = {c: streamed.column_sums(chunks, train.labels == c) for c in range(len(self.classes))}
+        kept = streamed.most_frequent(sum(counts.values()), self.config.max_features)  # as the exact path's
+        for c in scored:
+            inside = train.labels == c
+            ratio = self._log_ratio(counts[c], sum(counts.values()) - counts[c]) * kept
+            coef, intercept = streamed.sgd_fit(chunks, inside.astype(np.int64),
+                                               lambda x, r=ratio: x.multiply(r).tocsr(),
+                                               hp.C, self.config.sgd_epochs, options.seed, weights)
+            ratios.append(ratio)
+            coefs.append(coef.astype(np.float64))
+            intercepts.append(intercept)
+        self.ratio, self.coef, self.intercept = np.stack(ratios), np.stack(coefs), np.array(intercepts)
+        train_proba = np.concatenate([self._scored(chunk) for _, chunk in chunks])
+        return self.one_pass_history(train, val, options, train_proba=train_proba)
+
     def _ratio(self, present, inside: np.ndarray) -> np.ndarray:
+        return self._log_ratio(np.asarray(present[inside].sum(axis=0)).ravel(),
+                               np.asarray(present[~inside].sum(axis=0)).ravel())
+
+    def _log_ratio(self, inside_counts: np.ndarray, outside_counts: np.ndarray) -> np.ndarray:
         """log((p / |p|₁) / (q / |q|₁)): how much more often each n-gram occurs in the class's texts."""
-        alpha = self.config.alpha
-        p = alpha + np.asarray(present[inside].sum(axis=0)).ravel()
-        q = alpha + np.asarray(present[~inside].sum(axis=0)).ravel()
+        p, q = self.config.alpha + inside_counts, self.config.alpha + outside_counts
         return np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        present = self.vectorizer.transform(self.prepared(texts))
+        return streamed.in_chunks(self.prepared(texts), self.config.chunk_texts,
+                                  lambda part: self._scored(self.vectorizer.transform(part)))
+
+    def _scored(self, present) -> np.ndarray:
         return self._proba(np.column_stack([present.multiply(ratio).tocsr() @ coef + intercept
                                             for ratio, coef, intercept in zip(self.ratio, self.coef, self.intercept)]))
 
     def _proba(self, logits: np.ndarray) -> np.ndarray:
-        """Each scored class's logit → the (n, K) matrix: two classes the second's sigmoid; K the
-        one-vs-rest sigmoids normalised to sum to one."""
-        sigmoid = 1.0 / (1.0 + np.exp(-logits))
-        if len(self.classes) == 2:
-            return binary_matrix(sigmoid[:, 0])
-        return sigmoid / np.maximum(sigmoid.sum(axis=1, keepdims=True), 1e-300)
+        return streamed.one_vs_rest_proba(logits, len(self.classes))
 
     def trainable_params(self) -> int:
         return int(self.coef.size + self.intercept.size)
 
     def _save(self, path: Path) -> None:
-        vocabulary = {term: int(index) for term, index in self.vectorizer.vocabulary_.items()}
         ngram_max = self.vectorizer.ngram_range[1]
-        (path / VOCABULARY).write_text(json.dumps({"ngram_max": ngram_max, "terms": vocabulary}))
+        if isinstance(self.vectorizer, HashingVectorizer):
+            hash_bits = int(np.log2(self.vectorizer.n_features))
+            (path / HASHING).write_text(json.dumps({"ngram_max": ngram_max, "hash_bits": hash_bits}))
+        else:
+            vocabulary = {term: int(index) for term, index in self.vectorizer.vocabulary_.items()}
+            (path / VOCABULARY).write_text(json.dumps({"ngram_max": ngram_max, "terms": vocabulary}))
         np.savez(path / WEIGHTS, ratio=self.ratio, coef=self.coef, intercept=self.intercept)
 
     @classmethod
     def _load(cls, path: Path, config: NbLogRegConfig) -> NbLogReg:
         family = cls(config)
-        saved = json.loads((path / VOCABULARY).read_text())
-        family.vectorizer = family._vectorizer(saved["ngram_max"], saved["terms"])
+        if (path / HASHING).exists():
+            saved = json.loads((path / HASHING).read_text())
+            family.vectorizer = family._hashing(saved["ngram_max"], saved["hash_bits"])
+        else:
+            saved = json.loads((path / VOCABULARY).read_text())
+            family.vectorizer = family._vectorizer(saved["ngram_max"], saved["terms"])
         with np.load(path / WEIGHTS, allow_pickle=False) as weights:
             family.ratio, family.coef = np.atleast_2d(weights["ratio"]), np.atleast_2d(weights["coef"])
             family.intercept = np.atleast_1d(weights["intercept"]).astype(np.float64)

@@ -25,6 +25,7 @@ KNOWN = {  # subfolder of .cache -> what it holds and what clearing it costs
     "features": "tokenized splits of the TF Hub encoders; tokenized again when a stage needs them",
     "tfhub": "TF Hub downloads (encoders, preprocessors); downloaded again when a stage needs them",
     "hub": "encoders converted by the benches (bench/common.py); converted again by the next bench",
+    "streamed": "hashed chunks of the linear families' streamed fits (removed after each; left by a killed one)",
 }
 
 

@@ -37,8 +37,8 @@ class FamilyRecord:
 
 FAMILIES: dict[str, FamilyRecord] = {
     "lstm": FamilyRecord(lstm, "imdbclf.families.keras.lstm:BiLSTM", ("tensorflow", "tf-keras")),
-    "tfidf_logreg": FamilyRecord(tfidf_logreg, "imdbclf.families.tfidf_logreg:TfidfLogReg", ("skops",)),
-    "nb_logreg": FamilyRecord(nb_logreg, "imdbclf.families.nb_logreg:NbLogReg"),
+    "tfidf_logreg": FamilyRecord(tfidf_logreg, "imdbclf.families.tfidf_logreg:TfidfLogReg", ("scipy", "skops")),
+    "nb_logreg": FamilyRecord(nb_logreg, "imdbclf.families.nb_logreg:NbLogReg", ("scipy",)),
     "hub_encoder": FamilyRecord(hub_encoder, "imdbclf.families.keras.hub_encoder:HubEncoder",
                                 ("tensorflow", "tf-keras", "tensorflow-hub", "tensorflow-text", "setuptools")),
 }

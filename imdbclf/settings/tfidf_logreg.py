@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from imdbclf.settings.strict import BaseConfig, BaseHyperparameters
+from imdbclf.settings.streaming import LinearConfig
+from imdbclf.settings.strict import BaseHyperparameters
 
 
-class TfidfConfig(BaseConfig):
+class TfidfConfig(LinearConfig):
     max_features: int | None = Field(None, gt=0, le=50_000_000)
     sublinear_tf: bool = True
     max_iter: int = Field(1000, gt=0)

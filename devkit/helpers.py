@@ -4,6 +4,7 @@ noise no stage may print."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
@@ -12,9 +13,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,8 +140,8 @@ def readme(command: str, cwd: Path, **popen) -> subprocess.CompletedProcess | su
 
 def splits(per_class: int = 24, seed: int = 3):
     """Tiny train and test splits of synthetic reviews, as the families consume them."""
+    from devkit.tiny_imdb import reviews
     from imdbclf.data import Split
-    from tests.tiny_imdb import reviews
 
     files = reviews(per_class, seed=seed)
 
@@ -151,8 +154,8 @@ def splits(per_class: int = 24, seed: int = 3):
 
 def three_classes(per_class: int = 24):
     """`splits` with a third class, `zzz`: reviews of neutral words alone, without a cue of either kind."""
+    from devkit.tiny_imdb import NEUTRAL
     from imdbclf.data import Split
-    from tests.tiny_imdb import NEUTRAL
 
     rng = np.random.default_rng(0)
     train, test = splits(per_class)
@@ -182,3 +185,18 @@ TINY_ARCHIVE_SHA256 = {
     "metrics/eval/tfidf_logreg/val_predictions.parquet":
         "2e2cbf39c6fd00fe85397ab7eaa300eac8e5b9c2309e43cbc2eb27d746676dd3",
 }
+
+
+@contextlib.contextmanager
+def raises_naming(*names: str, kind: type[BaseException] | None = None) -> Iterator[pytest.ExceptionInfo]:
+    """The block fails with `kind` (a UserError unless said) in one line that names each of `names`: the
+    key, value or file a user must fix. What an error must say, not its wording: a sentence itself is
+    pinned only where it is the contract."""
+    from imdbclf.errors import UserError
+
+    with pytest.raises(kind or UserError) as err:
+        yield err
+    message = str(err.value)
+    assert "\n" not in message.strip(), f"not one line: {message!r}"
+    missing = [name for name in names if name not in message]
+    assert not missing, f"{message!r} does not name {missing}"

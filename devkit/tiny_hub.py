@@ -10,8 +10,8 @@ from imdbclf import environment
 
 environment.use_legacy_keras()
 
+from devkit.tiny_imdb import NEGATIVE, NEUTRAL, POSITIVE  # noqa: E402
 from imdbclf.ops.bert_converter import build_bert_encoder, save_encoder, save_preprocessor  # noqa: E402
-from tests.tiny_imdb import NEGATIVE, NEUTRAL, POSITIVE  # noqa: E402
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB = SPECIAL + sorted(set(POSITIVE + NEGATIVE + NEUTRAL)) + [".", ",", "!", "'", "<", ">", "/", "br"]
