@@ -47,6 +47,7 @@ def probe(name: str, cmd: list[str] | str, cwd: Path, env: dict | None = None, t
     result = {"probe": name, "exit": proc.returncode, "seconds": round(time.monotonic() - started, 1),
               "peak_rss_mb": round(peak / 2**20), "last_line": lines[-1][:300] if lines else "",
               "error_lines": sum(line.startswith("error:") for line in lines),
+              "error": next((line[:300] for line in lines if line.startswith("error:")), ""),
               "traceback": "Traceback (most recent call last)" in output}
     result["held"] = (proc.returncode == 0) == expect_ok and not result["traceback"]
     print(f"{'ok ' if result['held'] else 'BAD'} {name}: exit {result['exit']}, {result['seconds']} s, "

@@ -43,7 +43,7 @@ def reviews() -> pd.DataFrame:
         data.fetch_archive(str(archive()), Path(tmp) / "raw")
         frames = [data.read_reviews(Path(tmp) / "raw", split) for split in ("train", "test")]
     frame = pd.concat(frames, ignore_index=True)
-    return pd.DataFrame({"text": frame["text"], "label": np.where(frame["label"] == 1, "positive", "negative")})
+    return frame[["text", "label"]]  # the label: negative or positive, the class folder's
 
 
 def table(base: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
@@ -74,14 +74,15 @@ def run_size(base: pd.DataFrame, rows: int, work: Path) -> dict:
     table(base, rows).to_parquet(source)
     params = with_overrides(yaml.safe_load((REPO / "params.yaml").read_text()),
                             {"models": MODELS, "data.source": str(source), "data.format": "table",
-                             "split.group_by": "none", **ONE_CONFIG})
+                             "split.group_by": "none", "data.max_download_mb": 8192,
+                             "data.max_unpacked_mb": 8192, **ONE_CONFIG})  # a million reviews: ~1.3 GB of text
     project = make_project(work / f"p{rows}", params)
     measured = []
     for stage in stages():
         result = probe(f"{rows} {stage}", ["dvc", "repro", "-s", stage], project, timeout_s=STAGE_TIMEOUT_S,
                        expect_ok=True, env={"MLFLOW_TRACKING_URI": ""})
         measured.append({"stage": stage, "seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"],
-                         "ok": result["held"], "last_line": result["last_line"]})
+                         "ok": result["held"], "last_line": result["error"] or result["last_line"]})
         if not result["held"]:
             break
     scores = {m: json.loads((project / "metrics" / "scores" / f"{m}.json").read_text())
@@ -127,10 +128,10 @@ def main() -> None:
             results.append(run_size(base, rows, Path(tmp)))
             print(f"{rows} rows: {results[-1]['seconds'] / 60:.1f} min, peak {results[-1]['peak_rss_mb']} MB, "
                   f"{'ok' if results[-1]['ok'] else 'FAILED'}", flush=True)
+            plot(results, REPO / "docs" / "scale.png")  # after each size: a run stopped later keeps these
+            write_result("scale", {"sizes": results, "models": MODELS, "configs": ONE_CONFIG})
             if not results[-1]["ok"]:
                 break
-    plot(results, REPO / "docs" / "scale.png")
-    write_result("scale", {"sizes": results, "models": MODELS, "configs": ONE_CONFIG})
 
 
 if __name__ == "__main__":

@@ -68,7 +68,10 @@ def out_of_fold(probas: Mapping[str, np.ndarray], labels: np.ndarray, groups: np
     the ensemble by on validation: its weights were chosen there, so scoring them on the same texts
     would flatter it against models that were only tuned there."""
     n = len(labels)
-    keys = np.asarray(groups if groups is not None else np.arange(n)).astype(str)
+    if groups is None:
+        groups = np.full(n, None, dtype=object)
+    # a text without a group (a table split with `group_by: none`) is a group of its own
+    keys = np.array([f"\0text {i}" if pd.isna(g) else str(g) for i, g in enumerate(groups)])
     unique = np.unique(keys)
     fold_of = dict(zip(unique, np.random.default_rng(seed).permutation(len(unique)) % folds))
     fold = np.array([fold_of[key] for key in keys])

@@ -6,6 +6,7 @@ import re
 
 import yaml
 
+from devkit import dvc_deps
 from devkit.helpers import REPO
 from imdbclf import codedeps, families
 from imdbclf.params import TuneParams
@@ -55,7 +56,15 @@ def test_every_stage_depends_on_the_code_it_runs_and_no_more():
             assert covered == needed("stages.code", *modules), sorted(covered ^ needed("stages.code", *modules))
         else:
             covered, wanted = declared(body(stage)["deps"]), needed(module_of(stage))
-            assert covered == wanted, (stage, sorted(covered ^ wanted))
+            assert covered == wanted, (stage, sorted(covered ^ wanted), "run python -m devkit.dvc_deps")
+
+
+def test_the_code_dependencies_are_the_generators():
+    """No list is kept by hand: `python -m devkit.dvc_deps` would leave dvc.yaml as it is."""
+    text = (REPO / "dvc.yaml").read_text()
+    assert dvc_deps.updated(text) == text, "dvc.yaml's code deps are out of date: run python -m devkit.dvc_deps"
+    stale = text.replace("      - imdbclf/params.py\n", "", 1)  # a list that lost a file is put right
+    assert dvc_deps.updated(stale) == text
 
 
 def test_editing_the_report_or_the_operations_reruns_no_training():

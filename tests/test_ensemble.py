@@ -81,6 +81,17 @@ def test_validation_out_of_fold_is_never_scored_with_weights_chosen_on_the_same_
     assert (oof.argmax(axis=1) == labels).mean() > 0.8
 
 
+@pytest.mark.parametrize("groups", [None, np.full(600, None, dtype=object)], ids=["no column", "no group"])
+def test_texts_without_a_group_are_each_their_own_in_the_folds(groups):
+    """A table split with `group_by: none` has a group column of None: every text is then its own group
+    (they were one group, one fold, and the others' weights came from no text at all)."""
+    labels = np.random.default_rng(0).integers(0, 2, 600)
+    probas = {"good": noisy(labels, 2, 0.9, 1), "poor": noisy(labels, 2, 0.5, 2)}
+    oof = ensemble.out_of_fold(probas, labels, groups, "accuracy", 5, 5, 0)
+    assert oof.shape == (600, 2) and np.allclose(oof.sum(axis=1), 1)
+    assert (oof.argmax(axis=1) == labels).mean() > 0.8
+
+
 def test_a_saved_ensemble_that_declares_other_members_than_it_holds_is_refused(params_dict, tmp_path):
     """Its family.json could otherwise call a Keras member a TF-IDF one (loads_only_data) or name a path."""
     import json
