@@ -72,9 +72,11 @@ def test_hashed_chunks_read_back_what_was_hashed_and_go_with_their_object():
     assert [start for start, _ in chunks] == [0, 5, 10, 15, 20]
     whole = vectorizer.transform(texts)
     np.testing.assert_array_equal(streamed.column_sums(chunks), np.asarray(whole.sum(axis=0)).ravel())
-    odd = np.arange(23) % 2 == 1
-    np.testing.assert_array_equal(streamed.column_sums(chunks, odd, present=True),
-                                  np.asarray((whole[odd] > 0).sum(axis=0)).ravel())
+    np.testing.assert_array_equal(streamed.column_sums(chunks, present=True),
+                                  np.asarray((whole > 0).sum(axis=0)).ravel())
+    odd = (np.arange(23) % 2 == 1).astype(int)
+    np.testing.assert_array_equal(streamed.class_sums(chunks, odd, 2),
+                                  np.stack([np.asarray(whole[odd == c].sum(axis=0)).ravel() for c in (0, 1)]))
     directory = chunks.paths[0].parent
     del chunks
     assert not directory.exists()

@@ -67,6 +67,12 @@ class FitOptions:
     class_weight: dict[int, float] | None = None
     verbose: int = 1  # 0: silent; otherwise a progress bar per epoch (a line per ~10% off a terminal)
 
+    def sample_weights(self, labels: np.ndarray) -> np.ndarray | None:
+        """`class_weight` as one weight per text, for a fit that takes sample weights (None: all equal)."""
+        if self.class_weight is None:
+            return None
+        return np.array([self.class_weight.get(int(c), 1.0) for c in labels])
+
 
 @dataclass(frozen=True)
 class StepTiming:

@@ -57,8 +57,7 @@ class NbLogReg(Family):
     def fit(self, train: Split, val: Split, hp: NbLogRegHyperparameters, options: FitOptions) -> dict[str, list[float]]:
         self.classes = train.classes
         scored = [1] if len(self.classes) == 2 else range(len(self.classes))
-        weights = (None if options.class_weight is None else
-                   np.array([options.class_weight.get(int(c), 1.0) for c in train.labels]))
+        weights = options.sample_weights(train.labels)
         if len(train) > self.config.exact_up_to:
             return self._fit_streamed(train, val, hp, options, scored, weights)
         self.vectorizer, present = features.fit_transform(self._vectorizer(hp.ngram_max), self.prepared(train.texts))
@@ -82,11 +81,12 @@ class NbLogReg(Family):
         self.vectorizer = self._hashing(hp.ngram_max, self.config.hash_bits)
         chunks = features.hashed(self.vectorizer, self.prepared(train.texts), self.config.chunk_texts)
         ratios, coefs, intercepts = [], [], []
-        counts = {c: streamed.column_sums(chunks, train.labels == c) for c in range(len(self.classes))}
-        kept = streamed.most_frequent(sum(counts.values()), self.config.max_features)  # as the exact path's
+        counts = streamed.class_sums(chunks, train.labels, len(self.classes))
+        total = counts.sum(axis=0)
+        kept = streamed.most_frequent(total, self.config.max_features)  # as the exact path's
         for c in scored:
             inside = train.labels == c
-            ratio = self._log_ratio(counts[c], sum(counts.values()) - counts[c]) * kept
+            ratio = self._log_ratio(counts[c], total - counts[c]) * kept
             coef, intercept = streamed.sgd_fit(chunks, inside.astype(np.int64),
                                                lambda x, r=ratio: x.multiply(r).tocsr(),
                                                hp.C, self.config.sgd_epochs, options.seed, weights)

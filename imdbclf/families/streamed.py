@@ -37,7 +37,6 @@ class HashedChunks:
         self._dir = tempfile.TemporaryDirectory(dir=cache, prefix="hashed-")
         self.paths: list[Path] = []
         self.starts: list[int] = []  # each chunk's first row
-        self.rows = len(texts)
         starts = range(0, len(texts), chunk_texts)
         shown = Progress(len(starts), f"hash {what}".strip()) if len(starts) > 1 else None
         for i, start in enumerate(starts):
@@ -60,14 +59,22 @@ class HashedChunks:
         return (self.chunk(i) for i in range(len(self.paths)))
 
 
-def column_sums(chunks: HashedChunks, rows: np.ndarray | None = None, present: bool = False) -> np.ndarray:
-    """Each column's sum over the rows where `rows` (a boolean mask over all rows) holds (all rows: None);
-    `present`: how many of those rows have the column (a document frequency)."""
+def column_sums(chunks: HashedChunks, present: bool = False) -> np.ndarray:
+    """Each column's sum over all rows; `present`: how many rows have the column (a document frequency)."""
+    total = None
+    for _, chunk in chunks:
+        part = (chunk > 0).astype(np.float64) if present else chunk
+        sums = np.asarray(part.sum(axis=0)).ravel()
+        total = sums if total is None else total + sums
+    return total
+
+
+def class_sums(chunks: HashedChunks, labels: np.ndarray, k: int) -> np.ndarray:
+    """Each column's sum over the rows of each class (k × columns), in one pass over the chunks."""
     total = None
     for start, chunk in chunks:
-        part = chunk if rows is None else chunk[rows[start : start + chunk.shape[0]]]
-        part = (part > 0).astype(np.float64) if present else part
-        sums = np.asarray(part.sum(axis=0)).ravel()
+        rows = labels[start : start + chunk.shape[0]]
+        sums = np.stack([np.asarray(chunk[rows == c].sum(axis=0)).ravel() for c in range(k)])
         total = sums if total is None else total + sums
     return total
 

@@ -93,8 +93,7 @@ class TfidfLogReg(Family):
         idf = np.where(df >= hp.min_df, np.log((1 + len(train)) / (1 + df)) + 1, 0.0)
         self.hashed.named_steps["tfidf"].idf_ = idf
         tfidf = self.hashed.named_steps["tfidf"].transform
-        weights = (None if options.class_weight is None else
-                   np.array([options.class_weight.get(int(c), 1.0) for c in train.labels]))
+        weights = options.sample_weights(train.labels)
         fitted = [streamed.sgd_fit(chunks, (train.labels == c).astype(np.int64), tfidf, hp.C, self.config.sgd_epochs,
                                    options.seed, weights)
                   for c in ([1] if len(self.classes) == 2 else range(len(self.classes)))]
