@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -87,10 +88,12 @@ def run_size(base: pd.DataFrame, rows: int, work: Path) -> dict:
             break
     scores = {m: json.loads((project / "metrics" / "scores" / f"{m}.json").read_text())
               for m in MODELS if (project / "metrics" / "scores" / f"{m}.json").exists()}
+    source_mb = round(source.stat().st_size / 2**20, 1)
+    shutil.rmtree(project), source.unlink()  # a million rows' project is tens of GB: one size on disk at a time
     return {"rows": rows, "stages": measured, "ok": all(s["ok"] for s in measured) and len(measured) == len(stages()),
             "seconds": round(sum(s["seconds"] for s in measured), 1),
             "peak_rss_mb": max(s["peak_rss_mb"] for s in measured), "scores": scores,
-            "source_mb": round(source.stat().st_size / 2**20, 1)}
+            "source_mb": source_mb}
 
 
 def plot(results: list[dict], out: Path) -> None:
