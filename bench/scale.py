@@ -106,16 +106,22 @@ def plot(results: list[dict], out: Path) -> None:
     rows = [r["rows"] for r in results]
     names = [s["stage"] for s in results[0]["stages"]]
     for name in names:
-        if not any(name.startswith(k) for k in ("split", "tune", "retrain", "evaluate", "ensemble")):
+        if not any(name.startswith(k) for k in ("fetch", "split", "tune", "retrain", "evaluate", "ensemble")):
             continue
         seconds = [next((s["seconds"] for s in r["stages"] if s["stage"] == name), np.nan) for r in results]
         memory = [next((s["peak_rss_mb"] for s in r["stages"] if s["stage"] == name), np.nan) / 1024 for r in results]
         left.plot(rows, np.array(seconds) / 60, marker="o", label=name)
         right.plot(rows, memory, marker="o", label=name)
     left.plot(rows, [r["seconds"] / 60 for r in results], "k--", marker="s", label="whole pipeline")
+    if (base := next((r for r in results if r["rows"] == 100_000), None)) and rows[-1] > base["rows"]:
+        linear = np.array([base["rows"], rows[-1]])  # the bar: within ~2x of linear from 100k
+        for factor, style in ((1, ":"), (2, "-.")):
+            left.plot(linear, factor * base["seconds"] / 60 * linear / base["rows"], color="grey", linestyle=style,
+                      label=f"{factor}x linear from 100k")
     right.axhline(12, color="red", linestyle=":", label="12 GB budget")
     for ax, title in ((left, "wall time (min)"), (right, "peak memory (GiB)")):
-        ax.set_xscale("log"), ax.set_xlabel("rows of the table"), ax.set_title(title), ax.grid(alpha=0.3)
+        ax.set_xlabel("rows of the table"), ax.set_title(title), ax.grid(alpha=0.3)
+    left.legend(fontsize=7, loc="upper left")
     right.legend(fontsize=7, loc="upper left")
     fig.suptitle("The pipeline of the two linear families, by table size (2 cores)")
     fig.tight_layout()
